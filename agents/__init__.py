@@ -1,1 +1,25 @@
-"""accord.agents."""
+"""accord.agents: agents as data, the registry, model tiers, LLM and rule-based agents."""
+
+from accord.agents.actions import ApprovalPolicy, ToolBox
+from accord.agents.handoff import AgentResult, Handoff, ProposedAction
+from accord.agents.models import ModelResolver, llm_available
+from accord.agents.registry import AgentRegistry, RegistryError
+from accord.agents.runner import AgentRunner, ToolCalls
+from accord.agents.spec import AgentSpec, RetrySpec, load_specs
+
+__all__ = [
+    "AgentRegistry",
+    "AgentResult",
+    "AgentRunner",
+    "AgentSpec",
+    "ApprovalPolicy",
+    "Handoff",
+    "ModelResolver",
+    "ProposedAction",
+    "RegistryError",
+    "RetrySpec",
+    "ToolBox",
+    "ToolCalls",
+    "llm_available",
+    "load_specs",
+]

@@ -1,0 +1,92 @@
+"""Declared approval policy and a tool box that runs side effects exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.tools import BaseTool
+
+from accord.agents.handoff import ProposedAction
+
+IDEMPOTENCY_ARG = "idempotency_key"
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Declares that calls of one tool need a human decision (optionally only some calls)."""
+
+    tool: str
+    """Name of the tool the policy covers."""
+    approval_node: str
+    """The approval node that asks the human."""
+    when: Callable[[Mapping[str, Any]], bool] | None = None
+    """Predicate on the call's arguments; ``None`` means every call needs approval."""
+    risk: Literal["low", "medium", "high"] = "high"
+    """Risk shown to the approver."""
+    description: str = ""
+    """Human-readable rule, shown in payloads and docs (for example 'amount > 100')."""
+
+    def applies(self, tool: str, args: Mapping[str, Any]) -> bool:
+        return tool == self.tool and (self.when is None or bool(self.when(args)))
+
+
+def idempotency_key(*parts: str) -> str:
+    """A stable key for one side effect of one task in one thread."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class ToolBox:
+    """The tools of a workflow by name, with the approval policies that gate them."""
+
+    def __init__(
+        self, tools: Iterable[BaseTool] = (), policies: Iterable[ApprovalPolicy] = ()
+    ) -> None:
+        self.tools: dict[str, BaseTool] = {t.name: t for t in tools}
+        self.policies: tuple[ApprovalPolicy, ...] = tuple(policies)
+
+    def subset(self, names: Iterable[str]) -> list[BaseTool]:
+        missing = [n for n in names if n not in self.tools]
+        if missing:
+            raise KeyError(f"unknown tool(s): {', '.join(missing)}")
+        return [self.tools[n] for n in names]
+
+    def policy_for(self, tool: str, args: Mapping[str, Any]) -> ApprovalPolicy | None:
+        return next((p for p in self.policies if p.applies(tool, args)), None)
+
+    def gate(
+        self, tool: str, args: Mapping[str, Any], *, key: str, reason: str = ""
+    ) -> ProposedAction | None:
+        """The action to hold for approval, or ``None`` when the call may run now."""
+        policy = self.policy_for(tool, args)
+        if policy is None:
+            return None
+        return ProposedAction(
+            tool=tool,
+            args=dict(args),
+            reason=reason or policy.description,
+            risk=policy.risk,
+            approval_node=policy.approval_node,
+            idempotency_key=key,
+        )
+
+    def accepts_key(self, tool: str) -> bool:
+        tool_obj = self.tools[tool]
+        func = getattr(tool_obj, "func", None) or getattr(tool_obj, "coroutine", None)
+        return func is not None and IDEMPOTENCY_ARG in inspect.signature(func).parameters
+
+    def run(self, tool: str, args: Mapping[str, Any], *, key: str) -> Any:
+        """Run a tool; side-effecting tools receive the idempotency key so a re-run is a no-op."""
+        payload = dict(args)
+        if self.accepts_key(tool):
+            payload[IDEMPOTENCY_ARG] = key
+        return self.tools[tool].invoke(payload)
+
+    async def arun(self, tool: str, args: Mapping[str, Any], *, key: str) -> Any:
+        payload = dict(args)
+        if self.accepts_key(tool):
+            payload[IDEMPOTENCY_ARG] = key
+        return await self.tools[tool].ainvoke(payload)

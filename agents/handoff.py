@@ -1,0 +1,75 @@
+"""What an agent receives (a query-only handoff) and what it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """The query-only handoff an agent receives instead of the whole conversation."""
+
+    task_id: str
+    """Id of the task the agent works on."""
+    query: str
+    """The request, in the user's words."""
+    context: dict[str, Any] = field(default_factory=dict)
+    """Values of the shared-context keys the agent declares it reads."""
+    thread_id: str = ""
+    """The thread the task belongs to (for idempotency keys)."""
+
+    def render(self) -> str:
+        """The handoff as the text an LLM agent sees."""
+        lines = [f"Task {self.task_id}: {self.query}"]
+        for key, value in sorted(self.context.items()):
+            lines.append(f"context.{key}: {value}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ProposedAction:
+    """A tool call held back because a declared policy asks a human to approve it."""
+
+    tool: str
+    """Name of the tool."""
+    args: dict[str, Any]
+    """Arguments the agent chose."""
+    reason: str = ""
+    """Why the agent wants to do it."""
+    risk: Literal["low", "medium", "high"] = "medium"
+    """Risk level from the policy that held it back."""
+    approval_node: str = ""
+    """The approval node that decides on it."""
+    idempotency_key: str = ""
+    """Key under which the side effect is recorded, so it happens once."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "args": dict(self.args),
+            "reason": self.reason,
+            "risk": self.risk,
+            "approval_node": self.approval_node,
+            "idempotency_key": self.idempotency_key,
+        }
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What an agent hands back to the workflow."""
+
+    reply: str
+    """Text for the user."""
+    status: Literal["completed", "failed", "needs_approval", "handoff"] = "completed"
+    """Outcome of the task from the agent's point of view."""
+    output: dict[str, Any] | None = None
+    """Structured output (validated against the spec's output schema when it has one)."""
+    writes: dict[str, Any] = field(default_factory=dict)
+    """Shared-context writes; only keys the spec owns are applied."""
+    action: ProposedAction | None = None
+    """An action awaiting human approval."""
+    handoff_to: str | None = None
+    """Another node the agent suggests for the task (validated by the transition table)."""
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    """Tools the agent called (name, args, result), for the audit trail and live output."""

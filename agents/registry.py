@@ -1,0 +1,100 @@
+"""AgentRegistry: agents by id and version, and who owns which responsibility."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from rich.table import Table
+
+from accord.agents.spec import AgentSpec
+
+
+class RegistryError(ValueError):
+    """The set of agents is inconsistent (duplicate version, conflicting responsibility)."""
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("+")[0].split("-")[0].split("."))
+
+
+class AgentRegistry:
+    """Agents by id and version, checked for conflicting responsibilities."""
+
+    def __init__(self, specs: Iterable[AgentSpec] = ()) -> None:
+        self._specs: dict[str, dict[str, AgentSpec]] = defaultdict(dict)
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: AgentSpec) -> AgentSpec:
+        versions = self._specs[spec.id]
+        if spec.version in versions:
+            raise RegistryError(f"agent {spec.key} is already registered")
+        versions[spec.version] = spec
+        try:
+            self.owners()
+        except RegistryError:
+            del versions[spec.version]
+            if not versions:
+                del self._specs[spec.id]
+            raise
+        return spec
+
+    def get(self, agent_id: str, version: str | None = None) -> AgentSpec:
+        versions = self._specs.get(agent_id)
+        if not versions:
+            raise KeyError(f"unknown agent {agent_id!r}; known: {', '.join(sorted(self._specs))}")
+        if version is None:
+            return versions[max(versions, key=_version_key)]
+        if version not in versions:
+            raise KeyError(f"agent {agent_id!r} has no version {version}")
+        return versions[version]
+
+    def __contains__(self, agent_id: str) -> bool:
+        return agent_id in self._specs
+
+    def latest(self) -> list[AgentSpec]:
+        return [self.get(agent_id) for agent_id in sorted(self._specs)]
+
+    def owners(self) -> dict[str, AgentSpec]:
+        """The agent that owns each responsibility (latest versions only).
+
+        Two agents claiming one responsibility need distinct priorities; otherwise
+        :class:`RegistryError` names both.
+        """
+        claims: dict[str, list[AgentSpec]] = defaultdict(list)
+        for spec in self.latest():
+            for responsibility in spec.responsibilities:
+                claims[responsibility].append(spec)
+        owners: dict[str, AgentSpec] = {}
+        for responsibility, specs in claims.items():
+            if len(specs) > 1:
+                priorities = [s.priority for s in specs]
+                if None in priorities or len(set(priorities)) != len(priorities):
+                    names = " and ".join(s.id for s in specs)
+                    raise RegistryError(
+                        f"responsibility {responsibility!r} is claimed by {names} "
+                        "without distinct priorities"
+                    )
+            owners[responsibility] = max(specs, key=lambda s: s.priority or 0)
+        return owners
+
+    def matrix(self) -> Table:
+        """The responsibility matrix as a rich table (owner marked ●, backups ○)."""
+        specs = self.latest()
+        owners = self.owners()
+        table = Table(title="Responsibility matrix")
+        table.add_column("responsibility")
+        for spec in specs:
+            table.add_column(f"{spec.id}\n{spec.version} ({spec.kind})", justify="center")
+        for responsibility in sorted(owners):
+            row = [responsibility]
+            for spec in specs:
+                if owners[responsibility].id == spec.id:
+                    row.append("●")
+                elif responsibility in spec.responsibilities:
+                    row.append("○")
+                else:
+                    row.append("")
+            table.add_row(*row)
+        return table

@@ -1,0 +1,181 @@
+"""Runs one agent on a handoff: LLM agents through ``create_agent``, rule-based ones directly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, ModelRetryMiddleware
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from pydantic import ValidationError
+
+from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
+from accord.agents.handoff import AgentResult, Handoff, ProposedAction
+from accord.agents.models import ModelResolver
+from accord.agents.spec import AgentSpec
+
+PENDING_ARTIFACT = "accord_pending"
+
+
+def action_key(handoff: Handoff, tool: str, args: dict[str, Any]) -> str:
+    """Idempotency key of one tool call: same thread, task, tool and arguments -> same key."""
+    canonical = json.dumps(args, sort_keys=True, default=str)
+    return idempotency_key(handoff.thread_id, handoff.task_id, tool, canonical)
+
+
+class ToolCalls:
+    """The tools a rule-based agent may use, gated by approval policy, with a call log."""
+
+    def __init__(self, toolbox: ToolBox, allowed: tuple[str, ...], handoff: Handoff) -> None:
+        self._toolbox = toolbox
+        self._allowed = allowed
+        self._handoff = handoff
+        self.log: list[dict[str, Any]] = []
+
+    def gate(self, tool: str, reason: str = "", **args: Any) -> ProposedAction | None:
+        """The action to hold for approval, or ``None`` when the call may run now."""
+        self._check(tool)
+        return self._toolbox.gate(
+            tool, args, key=action_key(self._handoff, tool, args), reason=reason
+        )
+
+    def __call__(self, tool: str, **args: Any) -> Any:
+        """Run a tool that needs no approval (side effects keyed for exactly-once)."""
+        self._check(tool)
+        result = self._toolbox.run(tool, args, key=action_key(self._handoff, tool, args))
+        self.log.append({"tool": tool, "args": args, "result": result})
+        return result
+
+    def _check(self, tool: str) -> None:
+        if tool not in self._allowed:
+            raise PermissionError(f"tool {tool!r} is not declared by this agent")
+
+
+class ApprovalGateMiddleware(AgentMiddleware):
+    """Holds back tool calls that a declared policy sends to a human.
+
+    The held call is answered with a ``ToolMessage`` saying it awaits approval; the proposed
+    action travels in the message artifact so the workflow can route to the approval node.
+    Calls that may run get an idempotency key, so a re-run after a crash is a no-op.
+    """
+
+    def __init__(self, toolbox: ToolBox, handoff: Handoff) -> None:
+        super().__init__()
+        self.toolbox = toolbox
+        self.handoff = handoff
+
+    def _intercept(self, request: Any) -> tuple[Any, ToolMessage | None]:
+        call = request.tool_call
+        args = {k: v for k, v in call["args"].items() if k != IDEMPOTENCY_ARG}
+        key = action_key(self.handoff, call["name"], args)
+        action = self.toolbox.gate(call["name"], args, key=key)
+        if action is not None:
+            message = ToolMessage(
+                content=f"{call['name']} is held for human approval ({action.reason}).",
+                tool_call_id=call["id"],
+                name=call["name"],
+                artifact={PENDING_ARTIFACT: action.as_dict()},
+            )
+            return request, message
+        if self.toolbox.accepts_key(call["name"]):
+            request = request.override(tool_call={**call, "args": {**args, IDEMPOTENCY_ARG: key}})
+        return request, None
+
+    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        request, held = self._intercept(request)
+        return held if held is not None else handler(request)
+
+    async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        request, held = self._intercept(request)
+        return held if held is not None else await handler(request)
+
+
+class AgentRunner:
+    """Runs one :class:`AgentSpec`; the same interface for LLM and rule-based agents."""
+
+    def __init__(self, spec: AgentSpec, toolbox: ToolBox, models: ModelResolver) -> None:
+        self.spec = spec
+        self.toolbox = toolbox
+        self.models = models
+        self.toolbox.subset(spec.tools)  # fail at build time on an unknown tool
+
+    def _validate_input(self, handoff: Handoff) -> None:
+        if self.spec.input_schema is not None:
+            self.spec.input_schema.model_validate({"query": handoff.query, **handoff.context})
+
+    def _validate_output(self, result: AgentResult) -> AgentResult:
+        if self.spec.output_schema is not None and result.output is not None:
+            try:
+                self.spec.output_schema.model_validate(result.output)
+            except ValidationError as exc:
+                raise ValueError(f"agent {self.spec.id} returned invalid output: {exc}") from exc
+        return result
+
+    # rule-based -----------------------------------------------------------------------
+    def _run_rules(self, handoff: Handoff) -> AgentResult:
+        calls = ToolCalls(self.toolbox, self.spec.tools, handoff)
+        result = self.spec.handler(handoff, calls)
+        if not isinstance(result, AgentResult):
+            raise TypeError(f"handler of {self.spec.id} returned {type(result).__name__}")
+        if calls.log and not result.tool_calls:
+            result = AgentResult(**{**result.__dict__, "tool_calls": tuple(calls.log)})
+        return result
+
+    # LLM ----------------------------------------------------------------------------------
+    def _agent(self, handoff: Handoff) -> Any:
+        return create_agent(
+            model=self.models(self.spec.model or "small"),
+            tools=self.toolbox.subset(self.spec.tools),
+            system_prompt=self.spec.system_prompt or self.spec.purpose,
+            middleware=[
+                ApprovalGateMiddleware(self.toolbox, handoff),
+                ModelRetryMiddleware(
+                    max_retries=self.spec.retry.max_attempts - 1,
+                    initial_delay=self.spec.retry.initial_interval,
+                    backoff_factor=self.spec.retry.backoff_factor,
+                    on_failure="error",
+                ),
+            ],
+            response_format=self.spec.output_schema,
+            name=self.spec.id,
+        )
+
+    def _llm_result(self, state: dict[str, Any]) -> AgentResult:
+        messages = state["messages"]
+        action: ProposedAction | None = None
+        tool_calls: list[dict[str, Any]] = []
+        for message in messages:
+            if isinstance(message, ToolMessage):
+                artifact = message.artifact if isinstance(message.artifact, dict) else {}
+                if PENDING_ARTIFACT in artifact:
+                    action = ProposedAction(**artifact[PENDING_ARTIFACT])
+                tool_calls.append({"tool": message.name, "result": message.content})
+        final = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+        reply = final.text if final is not None else ""
+        structured = state.get("structured_response")
+        output = structured.model_dump() if hasattr(structured, "model_dump") else structured
+        return AgentResult(
+            reply=reply,
+            status="needs_approval" if action else "completed",
+            output=output,
+            action=action,
+            tool_calls=tuple(tool_calls),
+        )
+
+    # public -------------------------------------------------------------------------------
+    def run(self, handoff: Handoff) -> AgentResult:
+        self._validate_input(handoff)
+        if self.spec.kind == "rules":
+            return self._validate_output(self._run_rules(handoff))
+        state = self._agent(handoff).invoke({"messages": [HumanMessage(handoff.render())]})
+        return self._validate_output(self._llm_result(state))
+
+    async def arun(self, handoff: Handoff) -> AgentResult:
+        self._validate_input(handoff)
+        if self.spec.kind == "rules":
+            return self._validate_output(self._run_rules(handoff))
+        agent = self._agent(handoff)
+        state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]})
+        return self._validate_output(self._llm_result(state))

@@ -1,0 +1,189 @@
+"""Workflow: agents + router + approval nodes + transition table -> a checked ``StateGraph``.
+
+Builder -> validate -> compile. The transition table is the single source of truth: each node
+is added with ``destinations`` equal to its allowed targets, so the compiled graph's drawing
+(``get_graph().draw_mermaid()``, Studio) shows exactly the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from langchain_core.runnables import RunnableLambda
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+
+from accord.agents.actions import ApprovalPolicy, ToolBox
+from accord.agents.models import ModelResolver
+from accord.agents.registry import AgentRegistry
+from accord.agents.runner import AgentRunner
+from accord.agents.spec import AgentSpec
+from accord.graphs.errors import WorkflowBuildError
+from accord.graphs.nodes import AgentNode, ApprovalNode, Step, Transitions, router_node
+from accord.graphs.router import Router
+from accord.graphs.state import InputState, WorkflowState
+from accord.graphs.transitions import TransitionTable
+from accord.guardrails.base import InputGuardrail, MaxInputLength
+
+NodeFn = Callable[[dict[str, Any]], Step]
+
+
+class Workflow:
+    """Builds a checked LangGraph ``StateGraph`` from agents and a transition table."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        router: Router,
+        router_name: str = "router",
+        max_hops: int | None = None,
+        error_node: str | None = None,
+        tools: Sequence[Any] = (),
+        approvals: Sequence[ApprovalPolicy] = (),
+        models: ModelResolver | None = None,
+        registry: AgentRegistry | None = None,
+        input_guardrails: Sequence[InputGuardrail] = (MaxInputLength(),),
+    ) -> None:
+        self.name = name
+        self.router = router
+        self.router_name = router_name
+        self.max_hops = max_hops
+        self.error_node = error_node
+        self.toolbox = ToolBox(tools, approvals)
+        self.models = models or ModelResolver()
+        self.registry = registry or AgentRegistry()
+        self.input_guardrails = tuple(input_guardrails)
+        self._agents: dict[str, AgentSpec] = {}
+        self._approvals: dict[str, str | None] = {}
+        self._nodes: dict[str, NodeFn] = {}
+        self._table: dict[str, Sequence[str]] = {}
+
+    # declaration ---------------------------------------------------------------------------
+    def agent(self, spec: AgentSpec, *, node: str | None = None) -> Workflow:
+        """Add an agent as a node (named after the spec unless ``node`` is given)."""
+        name = node or spec.id
+        self._check_new(name)
+        if spec.id not in self.registry:
+            self.registry.register(spec)
+        self._agents[name] = spec
+        return self
+
+    def approval(self, name: str, *, return_to: str | None = None) -> Workflow:
+        """Add an approval node; after a decision the run goes to ``return_to`` (the router)."""
+        self._check_new(name)
+        self._approvals[name] = return_to
+        return self
+
+    def node(self, name: str, fn: NodeFn) -> Workflow:
+        """Add a plain node: ``fn(state) -> Step`` (its transition is checked like any other)."""
+        self._check_new(name)
+        self._nodes[name] = fn
+        return self
+
+    def transitions(self, table: Mapping[str, Sequence[str]]) -> Workflow:
+        """Declare the allowed transitions, ``from -> [targets]`` (``"END"`` ends the run)."""
+        self._table = dict(table)
+        return self
+
+    def _check_new(self, name: str) -> None:
+        if name == self.router_name or name in self._agents or name in self._approvals or name in self._nodes:
+            raise WorkflowBuildError(f"node {name!r} is declared twice", node=name)
+
+    # validation ------------------------------------------------------------------------------
+    def node_kinds(self) -> dict[str, str]:
+        kinds = {self.router_name: "router"}
+        kinds.update({n: "agent" for n in self._agents})
+        kinds.update({n: "approval" for n in self._approvals})
+        kinds.update({n: "node" for n in self._nodes})
+        return kinds
+
+    @property
+    def table(self) -> TransitionTable:
+        """The effective transition table (declared edges plus the error path)."""
+        return TransitionTable(self._table).with_error_path(self.error_node)
+
+    def validate(self) -> TransitionTable:
+        """Check the workflow; raises :class:`WorkflowBuildError` naming the node."""
+        kinds = self.node_kinds()
+        if self.error_node is not None and self.error_node not in kinds:
+            raise WorkflowBuildError(f"error node {self.error_node!r} is not a node", node=self.error_node)
+        declared = TransitionTable(self._table)
+        declared.validate(nodes=kinds, entry=self.router_name, max_hops=self.max_hops)
+        table = self.table
+        for target in self.router.targets():
+            if not table.allows(self.router_name, target):
+                raise WorkflowBuildError(
+                    f"router rule targets {target!r}, which the router may not go to", node=target
+                )
+        for name, spec in self._agents.items():
+            if spec.fallback is not None and spec.fallback not in self.registry:
+                raise WorkflowBuildError(
+                    f"agent {name!r} falls back to unknown agent {spec.fallback!r}", node=name
+                )
+        for policy in self.toolbox.policies:
+            if policy.approval_node not in self._approvals:
+                raise WorkflowBuildError(
+                    f"approval policy for {policy.tool!r} names unknown approval node "
+                    f"{policy.approval_node!r}",
+                    node=policy.approval_node,
+                )
+        self.registry.owners()
+        return table
+
+    # build -------------------------------------------------------------------------------------
+    def build(self) -> StateGraph:
+        table = self.validate()
+        moves = Transitions(table, self.max_hops, self.error_node)
+        graph = StateGraph(WorkflowState, input_schema=InputState)
+
+        def dests(name: str) -> tuple[str, ...]:
+            return table.targets(name)
+
+        run, arun = router_node(self.router_name, self.router, moves, self.models, self.input_guardrails)
+        graph.add_node(self.router_name, RunnableLambda(run, afunc=arun, name=self.router_name),
+                       destinations=dests(self.router_name))
+        for name, spec in self._agents.items():
+            fallback = (
+                AgentRunner(self.registry.get(spec.fallback), self.toolbox, self.models)
+                if spec.fallback
+                else None
+            )
+            agent = AgentNode(name, AgentRunner(spec, self.toolbox, self.models), moves,
+                              self._return_to(name), fallback)
+            # Retries of model calls run inside the agent (ModelRetryMiddleware); timeout and
+            # fallback run inside the node, so the drawing holds exactly the declared edges.
+            graph.add_node(name, RunnableLambda(agent.run, afunc=agent.arun, name=name),
+                           destinations=dests(name))
+        for name, return_to in self._approvals.items():
+            approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
+            graph.add_node(name, approval.run, destinations=dests(name))
+        for name, fn in self._nodes.items():
+            graph.add_node(name, self._plain(name, fn, moves), destinations=dests(name))
+        graph.add_edge(START, self.router_name)
+        return graph
+
+    def _return_to(self, name: str) -> str:
+        targets = self.table.targets(name)
+        if self.router_name in targets:
+            return self.router_name
+        return next(t for t in targets if t != self.error_node)
+
+    @staticmethod
+    def _plain(name: str, fn: NodeFn, moves: Transitions) -> Callable[[dict[str, Any]], Command]:
+        def run(state: dict[str, Any]) -> Command:
+            return moves.command(name, state, fn(state))
+
+        run.__name__ = name
+        return run
+
+    def compile(self, checkpointer: Any = None, **kwargs: Any) -> Any:
+        """Validate, build and compile. Server-exported graphs pass no checkpointer."""
+        return self.build().compile(checkpointer=checkpointer, name=self.name, **kwargs)
+
+    def mermaid(self) -> str:
+        return self.compile().get_graph().draw_mermaid()
+
+
+__all__ = ["END", "Workflow"]
