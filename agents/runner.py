@@ -34,12 +34,10 @@ class ToolCalls:
         self._handoff = handoff
         self.log: list[dict[str, Any]] = []
 
-    def gate(self, tool: str, reason: str = "", **args: Any) -> ProposedAction | None:
+    def gate(self, tool: str, args: dict[str, Any], *, why: str = "") -> ProposedAction | None:
         """The action to hold for approval, or ``None`` when the call may run now."""
         self._check(tool)
-        return self._toolbox.gate(
-            tool, args, key=action_key(self._handoff, tool, args), reason=reason
-        )
+        return self._toolbox.gate(tool, args, key=action_key(self._handoff, tool, args), reason=why)
 
     def __call__(self, tool: str, **args: Any) -> Any:
         """Run a tool that needs no approval (side effects keyed for exactly-once)."""

@@ -63,7 +63,7 @@ class Transitions:
         update = dict(step.update)
         audit = list(update.pop("audit", []))
         errors = list(update.pop("errors", []))
-        goto = step.goto
+        goto = END if step.goto == "END" else step.goto
         if not self.table.allows(src, goto):
             audit.append(audit_event("illegal_transition", node=src, target=goto))
             errors.append({"at": utcnow(), "node": src, "error": f"illegal transition {src} -> {goto}"})

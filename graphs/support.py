@@ -1,0 +1,135 @@
+"""The example workflow: customer support for a small software company.
+
+The router delegates to billing (invoices, refunds; a refund above a threshold needs a human's
+approval), technical support and account agents, with an escalation path to a human. Each
+agent has an LLM version and a rule-based version; without ``OPENAI_API_KEY`` the rule-based
+ones run. ``graph`` is exported for ``langgraph dev`` (compiled without a checkpointer).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from accord.agents.actions import ApprovalPolicy, idempotency_key
+from accord.agents.models import ModelResolver, llm_available
+from accord.agents.registry import AgentRegistry
+from accord.agents.spec import load_specs
+from accord.graphs.builder import Workflow
+from accord.graphs.nodes import Step, latest_request, thread_id
+from accord.graphs.router import KeywordRule, LLMClassifier, PatternRule, Router
+from accord.graphs.state import audit_event, utcnow
+from accord.graphs.support_db import SupportDB, support_tools
+from langchain_core.messages import AIMessage
+
+ROUTER, BILLING, TECH, ACCOUNT = "router", "billing", "tech", "account"
+REFUND_APPROVAL, HUMAN_TRIAGE = "refund_approval", "human_triage"
+REFUND_THRESHOLD = float(os.environ.get("ACCORD_REFUND_THRESHOLD", "100"))
+
+TRANSITIONS: dict[str, list[str]] = {
+    ROUTER: [BILLING, TECH, ACCOUNT, HUMAN_TRIAGE, "END"],
+    BILLING: [ROUTER, REFUND_APPROVAL],
+    TECH: [ROUTER],
+    ACCOUNT: [ROUTER],
+    REFUND_APPROVAL: [ROUTER],
+    HUMAN_TRIAGE: ["END"],
+}
+
+RULES = (
+    KeywordRule(HUMAN_TRIAGE, ("human", "manager", "lawyer", "complaint", "speak to someone")),
+    KeywordRule(BILLING, ("refund", "invoice", "invoices", "charged", "charge", "billing", "payment", "receipt")),
+    PatternRule(BILLING, r"\bINV-\d{4}\b"),
+    KeywordRule(ACCOUNT, ("password", "log in", "login", "locked out", "plan", "upgrade", "downgrade",
+                          "cancel", "subscription", "account")),
+    KeywordRule(TECH, ("error", "crash", "crashes", "bug", "slow", "sync", "2fa", "broken", "freezes")),
+)
+
+DESCRIPTIONS = {
+    BILLING: "invoices, charges, payments and refunds",
+    TECH: "product problems: errors, crashes, sync, performance, two-factor codes",
+    ACCOUNT: "logins, password resets, plans, upgrades and cancellations",
+    HUMAN_TRIAGE: "anything else, complaints, or when a human is asked for",
+}
+
+
+def spec_file() -> Path:
+    return Path(str(resources.files("accord.graphs").joinpath("specs/support_agents.yaml")))
+
+
+def mode_line(use_llm: bool | None = None) -> str:
+    use_llm = llm_available() if use_llm is None else use_llm
+    if use_llm:
+        base = os.environ.get("OPENAI_BASE_URL", "api.openai.com")
+        return f"support: LLM agents (OpenAI-compatible endpoint {base}), rule-based fallbacks"
+    return "support: no OPENAI_API_KEY, running the rule-based agents"
+
+
+def human_triage(db: SupportDB) -> Any:
+    """Escalation: open a ticket for the human team and tell the customer."""
+
+    def triage(state: dict[str, Any]) -> Step:
+        request = latest_request(state)
+        task_id = state.get("active_task") or (request.id if request else "")
+        text = request.text if request else ""
+        errors = state.get("errors") or []
+        why = errors[-1]["error"] if errors and errors[-1].get("node") != HUMAN_TRIAGE else "needs a human"
+        ticket = db.ticket(None, "Escalated request", f"{text}\n\n(reason: {why})", "escalations",
+                           idempotency_key(thread_id(), task_id, "escalate"))
+        reply = f"I've passed this to our support team (ticket #{ticket['id']}); a person will reply soon."
+        return Step("END", {
+            "tasks": {task_id: {"status": "completed", "updated_at": utcnow(), "result": reply}},
+            "messages": [AIMessage(reply, name=HUMAN_TRIAGE)],
+            "audit": [audit_event("escalated", node=HUMAN_TRIAGE, ticket=ticket["id"], reason=why)],
+        })
+
+    return triage
+
+
+def build_support(
+    *,
+    db: SupportDB | str | None = None,
+    models: ModelResolver | None = None,
+    use_llm: bool | None = None,
+    refund_threshold: float = REFUND_THRESHOLD,
+    max_hops: int = 12,
+) -> Workflow:
+    """The support workflow, ready to ``compile(checkpointer=...)``."""
+    db = db if isinstance(db, SupportDB) else SupportDB(db)
+    use_llm = llm_available() if use_llm is None else use_llm
+    registry = AgentRegistry(load_specs(spec_file()))
+    suffix = "" if use_llm else "_rules"
+    router = Router(
+        default=HUMAN_TRIAGE,
+        rules=RULES,
+        classifier=LLMClassifier(threshold=0.6) if use_llm else None,
+        descriptions=DESCRIPTIONS,
+    )
+    workflow = Workflow(
+        "support",
+        router=router,
+        max_hops=max_hops,
+        error_node=HUMAN_TRIAGE,
+        tools=support_tools(db),
+        approvals=[
+            ApprovalPolicy(
+                tool="issue_refund",
+                approval_node=REFUND_APPROVAL,
+                when=lambda args: float(args.get("amount", 0)) > refund_threshold,
+                risk="high",
+                description=f"refunds above ${refund_threshold:.0f} need a manager",
+            )
+        ],
+        models=models,
+        registry=registry,
+    )
+    for node in (BILLING, TECH, ACCOUNT):
+        workflow.agent(registry.get(node + suffix), node=node)
+    workflow.approval(REFUND_APPROVAL)
+    workflow.node(HUMAN_TRIAGE, human_triage(db))
+    return workflow.transitions(TRANSITIONS)
+
+
+graph = build_support().compile()
+"""Exported for ``langgraph dev`` / the Agent Server, which supply the checkpointer."""
