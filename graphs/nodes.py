@@ -328,10 +328,19 @@ class ApprovalNode:
             update["tasks"] = {task_id: {"status": "failed", "updated_at": utcnow(), "result": reply}}
         else:
             args = {**request.args, **(decision.args or {})}
-            result = self.toolbox.run(request.action, args, key=pending["idempotency_key"])
-            reply = f"{request.action} approved by {decision.by or 'a reviewer'}: {result}"
-            human["result"] = result
-            update["tasks"] = {task_id: {"status": "completed", "updated_at": utcnow(), "result": reply}}
+            try:
+                result = self.toolbox.run(request.action, args, key=pending["idempotency_key"])
+            except _PASS_THROUGH:
+                raise
+            except Exception as exc:  # the approved action itself failed: recorded, not lost
+                reply = f"{request.action} was approved but failed: {exc}"
+                human["error"] = str(exc)
+                update["tasks"] = {task_id: {"status": "failed", "updated_at": utcnow(), "result": reply}}
+                update["errors"] = [{"at": utcnow(), "node": self.name, "error": reply}]
+            else:
+                reply = f"{request.action} approved by {decision.by or 'a reviewer'}: {result}"
+                human["result"] = result
+                update["tasks"] = {task_id: {"status": "completed", "updated_at": utcnow(), "result": reply}}
         update["messages"] = [AIMessage(reply, name=self.name)]
         update["audit"] = [human]
         return self.transitions.command(self.name, state, Step(self.return_to, update))

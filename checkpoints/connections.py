@@ -1,0 +1,172 @@
+"""Opening connections: SQLite files and PostgreSQL pools, with unreachable databases as typed errors.
+
+Nothing here connects at import; every function opens what it returns and the caller closes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from accord.checkpoints.errors import DatabaseUnreachable
+from accord.checkpoints.urls import DatabaseURL
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a database before raising `DatabaseUnreachable`."""
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""How long a SQLite writer waits for another one before `database is locked`."""
+
+PG_KWARGS: dict[str, Any] = {"autocommit": True, "row_factory": dict_row, "prepare_threshold": None}
+"""Connection settings the LangGraph Postgres savers and stores require."""
+
+_setup_lock = threading.Lock()
+_setup_done: set[tuple[str, str]] = set()
+
+
+def run_setup_once(kind: str, url: str, setup: Callable[[], None]) -> None:
+    """Run `setup` (idempotent DDL) once per process for `(kind, url)`."""
+    key = (kind, url)
+    with _setup_lock:
+        if key in _setup_done:
+            return
+        setup()
+        _setup_done.add(key)
+
+
+async def arun_setup_once(kind: str, url: str, setup: Callable[[], Any]) -> None:
+    """Async twin of `run_setup_once`; `setup` returns an awaitable."""
+    key = (kind, url)
+    if key in _setup_done:
+        return
+    await setup()
+    with _setup_lock:
+        _setup_done.add(key)
+
+
+def connect_sqlite(db: DatabaseURL, *, autocommit: bool = False) -> sqlite3.Connection:
+    """A SQLite connection for many threads, in WAL mode with a busy timeout.
+
+    `autocommit=True` (`isolation_level=None`) is for callers that issue their own `BEGIN`.
+    """
+    assert db.path is not None
+    db.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(
+            str(db.path),
+            check_same_thread=False,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            **({"isolation_level": None} if autocommit else {}),
+        )
+    except sqlite3.Error as exc:
+        raise DatabaseUnreachable(db.display, str(exc)) from None
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error, without the repeated `connection failed:` prefix."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    reason = lines[0].removeprefix("connection failed: ")
+    return reason.rsplit(" failed: ", 1)[-1].replace("FATAL:  ", "").strip()
+
+
+def probe_postgres(db: DatabaseURL, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Connect once, so a wrong host, port, user or database fails fast with one clear line."""
+    try:
+        with psycopg.connect(db.url, connect_timeout=max(1, round(timeout))):
+            pass
+    except psycopg.Error as exc:
+        raise DatabaseUnreachable(db.display, _reason(exc)) from None
+
+
+async def aprobe_postgres(db: DatabaseURL, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Async twin of `probe_postgres`."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(db.url, connect_timeout=max(1, round(timeout)))
+        await conn.close()
+    except psycopg.Error as exc:
+        raise DatabaseUnreachable(db.display, _reason(exc)) from None
+
+
+def connect_postgres(db: DatabaseURL, timeout: float = CONNECT_TIMEOUT) -> psycopg.Connection:
+    """One dedicated autocommit connection (for session-level advisory locks)."""
+    try:
+        return psycopg.connect(db.url, connect_timeout=max(1, round(timeout)), **PG_KWARGS)
+    except psycopg.Error as exc:
+        raise DatabaseUnreachable(db.display, _reason(exc)) from None
+
+
+async def aconnect_postgres(
+    db: DatabaseURL, timeout: float = CONNECT_TIMEOUT
+) -> psycopg.AsyncConnection:
+    """Async twin of `connect_postgres`."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            db.url, connect_timeout=max(1, round(timeout)), **PG_KWARGS
+        )
+    except psycopg.Error as exc:
+        raise DatabaseUnreachable(db.display, _reason(exc)) from None
+
+
+@contextmanager
+def postgres_pool(
+    db: DatabaseURL, *, timeout: float = CONNECT_TIMEOUT, max_size: int = 10
+) -> Iterator[ConnectionPool]:
+    """An open pool whose broken connections are checked and replaced before use."""
+    probe_postgres(db, timeout)
+    pool = ConnectionPool(
+        db.url,
+        min_size=1,
+        max_size=max_size,
+        kwargs=PG_KWARGS,
+        check=ConnectionPool.check_connection,
+        open=False,
+        timeout=timeout,
+        name="accord",
+    )
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except PoolTimeout as exc:
+        pool.close()
+        raise DatabaseUnreachable(db.display, _reason(exc)) from None
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@asynccontextmanager
+async def apostgres_pool(
+    db: DatabaseURL, *, timeout: float = CONNECT_TIMEOUT, max_size: int = 10
+) -> AsyncIterator[AsyncConnectionPool]:
+    """Async twin of `postgres_pool`."""
+    await aprobe_postgres(db, timeout)
+    pool = AsyncConnectionPool(
+        db.url,
+        min_size=1,
+        max_size=max_size,
+        kwargs=PG_KWARGS,
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+        timeout=timeout,
+        name="accord-async",
+    )
+    try:
+        await pool.open(wait=True, timeout=timeout)
+    except PoolTimeout as exc:
+        await pool.close()
+        raise DatabaseUnreachable(db.display, _reason(exc)) from None
+    try:
+        yield pool
+    finally:
+        await pool.close()

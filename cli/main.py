@@ -1,0 +1,266 @@
+"""The ``accord`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+import uuid
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.prompt import Prompt
+from rich.table import Table
+
+from accord.agents.registry import RegistryError
+from accord.checkpoints import CheckpointError, open_thread_index
+from accord.graphs.approval import parse_decision
+from accord.graphs.catalog import CATALOG, load_workflow
+from accord.graphs.errors import AccordError
+from accord.cli.render import LiveView
+from accord.cli.session import RunOutcome, Session
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Run, inspect and resume accord workflows.")
+out = Console()
+err = Console(stderr=True)
+
+DB_HELP = "Database URL: sqlite:///path, postgresql://..., memory:// (default: $ACCORD_DB_URL or sqlite:///.accord/accord.db)"
+USER_ERRORS = (AccordError, CheckpointError, RegistryError, ValueError, KeyError)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr and a non-zero exit: no traceback."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def guarded(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except USER_ERRORS as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def emit(outcome: RunOutcome, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(outcome.as_dict(), default=str))
+    else:
+        style = {"done": "green", "interrupted": "yellow", "failed": "red"}.get(outcome.status, "white")
+        out.print(f"[bold]{outcome.thread_id}[/] [{style}]{outcome.status}[/]", highlight=False)
+        if outcome.error:
+            out.print(f"[red]{outcome.error}[/]", highlight=False)
+        if outcome.resume_hint:
+            out.print(f"resume with: [bold]{outcome.resume_hint}[/]", highlight=False, soft_wrap=True)
+    if outcome.status == "failed":
+        raise typer.Exit(1)
+
+
+def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
+    choice = Prompt.ask("approve / reject / edit", choices=["approve", "reject", "edit"], console=err)
+    if choice == "approve":
+        return {"decision": "approve", "by": by}
+    if choice == "reject":
+        return {"decision": "reject", "reason": Prompt.ask("reason", console=err), "by": by}
+    while True:
+        raw = Prompt.ask(f"new args as JSON (were {json.dumps(payload.get('args'))})", console=err)
+        try:
+            return parse_decision({"decision": "edit", "args": json.loads(raw), "by": by}).model_dump()
+        except (ValueError, AccordError) as exc:
+            err.print(f"[red]{exc}[/]")
+
+
+def interactive(no_input: bool, as_json: bool) -> bool:
+    return not no_input and not as_json and sys.stdin.isatty()
+
+
+async def _run_and_approve(session: Session, first: Any, view: LiveView, by: str, ask: bool) -> RunOutcome:
+    outcome = await first
+    while ask and outcome.status == "interrupted" and outcome.interrupt is not None:
+        view.approval(outcome.interrupt)
+        decision = ask_decision(outcome.interrupt, by)
+        outcome = await session.resume(outcome.thread_id, decision, view)
+    if outcome.status == "interrupted" and outcome.interrupt is not None and not ask:
+        view.approval(outcome.interrupt)
+    return outcome
+
+
+@app.command()
+def run(
+    graph: str = typer.Argument(..., help=f"Graph name ({', '.join(CATALOG)}) or module:factory"),
+    message: str = typer.Argument(..., help="The request"),
+    thread: str = typer.Option(None, "--thread", help="Thread id (new one if omitted)"),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object, no live output"),
+    no_input: bool = typer.Option(False, "--no-input", help="Never prompt; leave approvals waiting"),
+    by: str = typer.Option(None, "--by", help="Approver name for interactive approvals"),
+) -> None:
+    """Run GRAPH on MESSAGE, showing each step live."""
+    thread = thread or f"t-{uuid.uuid4().hex[:12]}"
+    if not message.strip():
+        fail("the message is empty")
+    view = LiveView(err if as_json else out, enabled=not as_json)
+    if graph == "support" and not as_json:
+        from accord.graphs.support import mode_line
+
+        err.print(f"[dim]{mode_line()}[/]", highlight=False)
+    session = Session(db)
+    ask = interactive(no_input, as_json)
+    outcome = guarded(_run_and_approve(session, session.run(graph, message, thread, view), view,
+                                       by or getpass.getuser(), ask))
+    emit(outcome, as_json)
+
+
+@app.command()
+def resume(
+    thread: str = typer.Argument(..., help="Thread id"),
+    approve: bool = typer.Option(False, "--approve", help="Approve the pending action"),
+    reject: str = typer.Option(None, "--reject", metavar="REASON", help="Reject it, with a reason"),
+    edit: str = typer.Option(None, "--edit", metavar="JSON", help="Approve with edited arguments"),
+    by: str = typer.Option(None, "--by", help="Who decides (default: current user)"),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+    no_input: bool = typer.Option(False, "--no-input"),
+) -> None:
+    """Answer a pending approval, or (without a decision) continue a thread cut short by a crash."""
+    chosen = [name for name, on in (("--approve", approve), ("--reject", reject is not None),
+                                     ("--edit", edit is not None)) if on]
+    if len(chosen) > 1:
+        fail(f"choose one of {', '.join(chosen)}")
+    who = by or getpass.getuser()
+    decision: dict[str, Any] | None = None
+    try:
+        if approve:
+            decision = parse_decision({"decision": "approve", "by": who}).model_dump(exclude_none=True)
+        elif reject is not None:
+            decision = parse_decision({"decision": "reject", "reason": reject, "by": who}).model_dump(exclude_none=True)
+        elif edit is not None:
+            try:
+                args = json.loads(edit)
+            except json.JSONDecodeError as exc:
+                fail(f"--edit is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})")
+            decision = parse_decision({"decision": "edit", "args": args, "by": who}).model_dump(exclude_none=True)
+    except AccordError as exc:
+        fail(str(exc))
+    view = LiveView(err if as_json else out, enabled=not as_json)
+    session = Session(db)
+    ask = interactive(no_input, as_json)
+    outcome = guarded(_run_and_approve(session, session.resume(thread, decision, view), view, who, ask))
+    emit(outcome, as_json)
+
+
+@app.command()
+def threads(
+    status: str = typer.Option(None, "--status", help="running, interrupted, done or failed"),
+    limit: int = typer.Option(50, "--limit"),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List threads (newest first), optionally by status."""
+    if status is not None and status not in ("running", "interrupted", "done", "failed"):
+        fail(f"unknown status {status!r}; use running, interrupted, done or failed")
+    try:
+        with open_thread_index(db) as index:
+            records = index.list(status=status, limit=limit)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    rows = [
+        {"thread_id": r.thread_id, "graph": r.graph, "status": str(r.status),
+         "updated_at": r.updated_at.isoformat(), "pending": r.pending}
+        for r in records
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("thread", "graph", "status", "updated", "pending")
+    for row in rows:
+        pending = row["pending"] or {}
+        what = f"{pending.get('action')} {json.dumps(pending.get('args'))}" if pending else ""
+        table.add_row(row["thread_id"], row["graph"] or "", row["status"], row["updated_at"][:19], what)
+    out.print(table)
+
+
+@app.command()
+def show(
+    thread: str = typer.Argument(...),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show a thread's state, audit trail and checkpoint history."""
+    outcome, (snapshot, history) = guarded(Session(db).state(thread))
+    values = snapshot.values
+    if as_json:
+        data = {
+            **outcome.as_dict(),
+            "tasks": values.get("tasks"),
+            "outputs": values.get("outputs"),
+            "context": values.get("context"),
+            "audit": values.get("audit"),
+            "errors": values.get("errors"),
+            "messages": [{"type": m.type, "name": getattr(m, "name", None), "content": m.content}
+                         for m in values.get("messages", [])],
+            "history": [{"checkpoint_id": h.config["configurable"]["checkpoint_id"],
+                         "step": h.metadata.get("step"), "next": list(h.next),
+                         "created_at": h.created_at} for h in history],
+        }
+        out.print_json(json.dumps(data, default=str))
+        return
+    out.print(f"[bold]{thread}[/] ({outcome.graph}) [bold]{outcome.status}[/]")
+    for message in values.get("messages", []):
+        out.print(f"  [dim]{message.type}[/] {getattr(message, 'name', None) or ''}: {message.text}", highlight=False)
+    table = Table("task", "agent", "status", "result", title="tasks")
+    for task in (values.get("tasks") or {}).values():
+        table.add_row(task["id"][:12], task.get("agent") or "", task["status"], (task.get("result") or "")[:70])
+    out.print(table)
+    audit = Table("at", "kind", "detail", title="audit trail")
+    for event in values.get("audit") or []:
+        detail = {k: v for k, v in event.items() if k not in ("kind", "at")}
+        audit.add_row(event["at"][11:23], event["kind"], json.dumps(detail, default=str)[:100])
+    out.print(audit)
+    out.print(f"{len(history)} checkpoints; next: {', '.join(outcome.next) or '-'}")
+
+
+@app.command()
+def graph(name: str = typer.Argument(..., help="Graph name or module:factory")) -> None:
+    """Print the graph as a mermaid diagram (exactly the allowed transitions)."""
+    try:
+        workflow = load_workflow(name)
+        print(workflow.mermaid())
+    except USER_ERRORS as exc:
+        fail(str(exc))
+
+
+@app.command()
+def agents(
+    graph_name: str = typer.Option("support", "--graph"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The agents of a graph and the responsibility matrix."""
+    try:
+        registry = load_workflow(graph_name).registry
+        owners = registry.owners()
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    if as_json:
+        data = {
+            "agents": [{"id": s.id, "version": s.version, "kind": s.kind, "purpose": s.purpose,
+                        "responsibilities": list(s.responsibilities), "priority": s.priority,
+                        "fallback": s.fallback} for s in registry.latest()],
+            "owners": {r: s.id for r, s in owners.items()},
+        }
+        out.print_json(json.dumps(data))
+        return
+    out.print(registry.matrix())
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        fail("interrupted; saved state is kept", 130)
+
+
+if __name__ == "__main__":
+    main()

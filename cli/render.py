@@ -1,0 +1,75 @@
+"""How a run looks in the terminal: one line per routing decision, tool call and transition."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from rich.console import Console
+from rich.panel import Panel
+
+ARROW = "→"
+
+
+def _short(value: Any, limit: int = 90) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def event_line(event: dict[str, Any]) -> str | None:
+    kind = event.get("kind")
+    node = event.get("node", "")
+    if kind == "route":
+        conf = event.get("confidence")
+        conf_text = f" {conf:.2f}" if isinstance(conf, int | float) else ""
+        return (f"[bold cyan]route[/] {node} {ARROW} [bold]{event['target']}[/] "
+                f"[dim]\\[{event['tier']}{conf_text}] {event.get('reason', '')}[/]")
+    if kind == "tool_call":
+        args = f"({_short(event['args'], 60)})" if "args" in event else ""
+        return f"[yellow]tool[/]  {event.get('agent', node)} {event['tool']}{args} {ARROW} {_short(event.get('result'))}"
+    if kind == "transition":
+        return f"[dim]step  {node} {ARROW} {event['target']} (hop {event.get('hop')})[/]"
+    if kind == "human_decision":
+        return f"[magenta]human[/] {event['decision']} by {event.get('by')} {event.get('reason') or ''}".rstrip()
+    if kind == "fallback":
+        return f"[red]fallback[/] {event['agent']} failed ({_short(event['error'])}); {event['fallback']} takes over"
+    if kind == "agent_failed":
+        return f"[red]failed[/] {event['agent']}: {_short(event['error'])}"
+    if kind in ("illegal_transition", "write_rejected", "guardrail", "escalated"):
+        details = {k: v for k, v in event.items() if k not in ("kind", "at")}
+        return f"[red]{kind}[/] {_short(details, 120)}"
+    return None
+
+
+class LiveView:
+    """Prints a run's events as they stream in (``stream_mode="updates"``)."""
+
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+
+    def __call__(self, node: str, update: Any) -> None:
+        if not self.enabled or not isinstance(update, dict):
+            return
+        for event in update.get("audit") or []:
+            line = event_line(event)
+            if line:
+                self.console.print(line, highlight=False)
+        for message in update.get("messages") or []:
+            if isinstance(message, AIMessage) and message.text:
+                self.console.print(f"[green]{message.name or node}[/]: {message.text}", highlight=False)
+
+    def approval(self, payload: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        body = "\n".join(
+            [
+                f"agent:  {payload.get('agent')}",
+                f"action: {payload.get('action')}({_short(payload.get('args'), 200)})",
+                f"reason: {payload.get('reason')}",
+                f"risk:   {payload.get('risk')}",
+            ]
+            + ([f"[red]last answer rejected: {payload['error']}[/]"] if payload.get("error") else [])
+        )
+        self.console.print(Panel(body, title=f"approval needed at {payload.get('approval_node')}"))

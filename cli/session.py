@@ -1,0 +1,171 @@
+"""Runs and resumes threads against a database: one writer per thread, indexed status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langgraph.types import Command
+
+from accord.checkpoints import athread_lock, open_async_saver, open_thread_index
+from accord.graphs.catalog import load_workflow
+from accord.graphs.errors import AccordError
+
+OnUpdate = Callable[[str, Any], None]
+
+
+class ThreadNotFound(AccordError):
+    """No thread with that id in the database."""
+
+
+class NotWaiting(AccordError):
+    """A decision was sent to a thread that is not waiting for one (or the reverse)."""
+
+
+@dataclass
+class RunOutcome:
+    """Where a thread stands after a run or resume."""
+
+    thread_id: str
+    """The thread."""
+    graph: str
+    """The graph that runs it."""
+    status: str
+    """``running``, ``interrupted``, ``done`` or ``failed``."""
+    reply: str | None = None
+    """The last message of the assistant."""
+    interrupt: dict[str, Any] | None = None
+    """The pending approval payload, for an interrupted thread."""
+    error: str | None = None
+    """Why the run failed."""
+    resume_hint: str | None = None
+    """How to continue, for an interrupted or failed thread."""
+    next: list[str] = field(default_factory=list)
+    """Nodes that would run next."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _reply(values: dict[str, Any]) -> str | None:
+    for message in reversed(values.get("messages") or []):
+        if isinstance(message, AIMessage) and message.text:
+            return message.text
+    return None
+
+
+def describe(thread_id: str, graph_name: str, snapshot: Any, error: str | None = None) -> RunOutcome:
+    """Status of a thread from its latest checkpoint."""
+    interrupts = [i.value for i in getattr(snapshot, "interrupts", ()) or ()]
+    if error is not None:
+        status = "failed"
+    elif interrupts:
+        status = "interrupted"
+    elif snapshot.next:
+        status = "running"
+    else:
+        status = "done"
+    hint = None
+    if status == "interrupted":
+        hint = (f"accord resume {thread_id} --approve | --reject REASON | --edit JSON")
+    elif status in ("failed", "running"):
+        hint = f"accord resume {thread_id}"
+    return RunOutcome(
+        thread_id=thread_id,
+        graph=graph_name,
+        status=status,
+        reply=_reply(snapshot.values or {}),
+        interrupt=interrupts[0] if interrupts else None,
+        error=error,
+        resume_hint=hint,
+        next=list(snapshot.next or ()),
+    )
+
+
+class Session:
+    """A graph bound to a database for the CLI (or any script)."""
+
+    def __init__(self, url: str | None, *, lock_wait: float = 0.0) -> None:
+        self.url = url
+        self.lock_wait = lock_wait
+
+    @asynccontextmanager
+    async def graph(self, name: str) -> AsyncIterator[Any]:
+        async with open_async_saver(self.url) as saver:
+            yield load_workflow(name).compile(checkpointer=saver)
+
+    def graph_of(self, thread_id: str) -> str:
+        with open_thread_index(self.url) as index:
+            record = index.get(thread_id)
+        if record is None:
+            raise ThreadNotFound(f"unknown thread {thread_id!r}")
+        return record.graph or "support"
+
+    def _record(self, outcome: RunOutcome) -> None:
+        with open_thread_index(self.url) as index:
+            index.upsert(outcome.thread_id, graph=outcome.graph, status=outcome.status,
+                         pending=outcome.interrupt)
+
+    async def _drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate,
+                     check: Callable[[Any], None] | None = None) -> RunOutcome:
+        config = {"configurable": {"thread_id": thread_id}}
+        async with athread_lock(self.url, thread_id, wait=self.lock_wait), self.graph(name) as graph:
+            if check is not None:
+                check(await graph.aget_state(config))
+            with open_thread_index(self.url) as index:
+                index.upsert(thread_id, graph=name, status="running")
+            error = None
+            try:
+                async for chunk in graph.astream(payload, config, stream_mode="updates"):
+                    for node, update in chunk.items():
+                        on_update(node, update)
+            except AccordError as exc:
+                error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a failed run is recorded, not lost
+                error = f"{type(exc).__name__}: {exc}"
+            outcome = describe(thread_id, name, await graph.aget_state(config), error)
+        self._record(outcome)
+        return outcome
+
+    async def run(self, name: str, message: str, thread_id: str, on_update: OnUpdate) -> RunOutcome:
+        payload = {"messages": [{"role": "user", "content": message}]}
+
+        def check(snapshot: Any) -> None:
+            if snapshot.interrupts:
+                raise NotWaiting(
+                    f"thread {thread_id!r} is waiting for an approval; answer it with accord resume"
+                )
+
+        return await self._drive(name, thread_id, payload, on_update, check)
+
+    async def resume(self, thread_id: str, decision: dict[str, Any] | None, on_update: OnUpdate) -> RunOutcome:
+        name = self.graph_of(thread_id)
+
+        def check(snapshot: Any) -> None:
+            if not snapshot.values:
+                raise ThreadNotFound(f"unknown thread {thread_id!r}")
+            if decision is not None and not snapshot.interrupts:
+                state = "finished" if not snapshot.next else "not waiting for a decision"
+                raise NotWaiting(f"thread {thread_id!r} is {state}; there is nothing to approve")
+            if decision is None and snapshot.interrupts:
+                raise NotWaiting(
+                    f"thread {thread_id!r} is waiting for a decision: pass --approve, --reject or --edit"
+                )
+            if decision is None and not snapshot.next:
+                raise NotWaiting(f"thread {thread_id!r} is finished; nothing to resume")
+
+        payload = Command(resume=decision) if decision is not None else None
+        return await self._drive(name, thread_id, payload, on_update, check)
+
+    async def state(self, thread_id: str) -> tuple[RunOutcome, Any]:
+        name = self.graph_of(thread_id)
+        config = {"configurable": {"thread_id": thread_id}}
+        async with self.graph(name) as graph:
+            snapshot = await graph.aget_state(config)
+            if not snapshot.values:
+                raise ThreadNotFound(f"unknown thread {thread_id!r}")
+            history = [h async for h in graph.aget_state_history(config)]
+        return describe(thread_id, name, snapshot), (snapshot, history)

@@ -1,0 +1,32 @@
+"""The graphs accord knows by name; any ``package.module:factory`` works too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accord.agents.spec import import_object
+from accord.graphs.builder import Workflow
+from accord.graphs.errors import AccordError
+
+CATALOG: dict[str, str] = {
+    "support": "accord.graphs.support:build_support",
+}
+
+
+class UnknownGraph(AccordError):
+    """No graph of that name in the catalog, and not an importable factory."""
+
+
+def load_workflow(name: str, **kwargs: Any) -> Workflow:
+    """A graph's workflow by catalog name or ``package.module:factory`` path."""
+    path = CATALOG.get(name, name)
+    if ":" not in path:
+        raise UnknownGraph(f"unknown graph {name!r}; known graphs: {', '.join(sorted(CATALOG))}")
+    try:
+        factory = import_object(path)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownGraph(f"cannot load graph {name!r}: {exc}") from None
+    workflow = factory(**kwargs)
+    if not isinstance(workflow, Workflow):
+        raise UnknownGraph(f"{path} returned {type(workflow).__name__}, not a Workflow")
+    return workflow
