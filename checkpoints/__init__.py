@@ -43,4 +43,5 @@ __all__ = [
     "prune",
     "prune_saver",
     "resolve_url",
+    "thread_lock",
 ]

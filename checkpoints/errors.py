@@ -10,11 +10,12 @@ class CheckpointError(Exception):
 class UnknownScheme(CheckpointError, ValueError):
     """The database URL has a scheme accord cannot open."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, problem: str | None = None) -> None:
         self.scheme = url.split("://", 1)[0] if "://" in url else url
         super().__init__(
-            f"unknown database URL scheme {self.scheme!r}: "
-            "use memory://, sqlite:///path or postgresql://user@host/db"
+            (problem or f"unknown database URL scheme {self.scheme!r}")
+            + ": use memory://, sqlite:///relative/path, sqlite:////absolute/path"
+            " or postgresql://user@host/db"
         )
 
 

@@ -11,6 +11,7 @@ for SQLite and memory accord subclasses the stock saver to add it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -65,7 +66,8 @@ async def open_async_saver(
     url: str | None = None, *, timeout: float = CONNECT_TIMEOUT
 ) -> AsyncIterator[BaseCheckpointSaver]:
     """Async twin of `open_saver`, for `graph.ainvoke` / `astream`."""
-    db = parse_url(resolve_url(url))
+    # Resolving a sqlite URL touches the file system (cwd, mkdir): not on the event loop.
+    db = await asyncio.to_thread(lambda: parse_url(resolve_url(url)))
     if db.backend is Backend.MEMORY:
         yield PruningInMemorySaver()
     elif db.backend is Backend.SQLITE:

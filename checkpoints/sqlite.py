@@ -28,6 +28,19 @@ _Statements = Generator[tuple[str, Sequence[Any], bool], list[tuple], None]
 
 _IN_JSON = "IN (SELECT value FROM json_each(?))"
 
+_SELECT_CHECKPOINTS = (
+    "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
+    "FROM checkpoints WHERE thread_id = ?"
+)
+_ORPHAN_PARENTS = (
+    "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ? "
+    f"AND checkpoint_ns = ? AND checkpoint_id {_IN_JSON} "
+    f"AND parent_checkpoint_id NOT {_IN_JSON}"
+)
+_SELECT_SENDS = (
+    "SELECT DISTINCT checkpoint_ns, checkpoint_id FROM writes WHERE thread_id = ? AND channel = ?"
+)
+
 
 def _delete_threads(thread_ids: list[str]) -> _Statements:
     ids = json.dumps(thread_ids)
@@ -52,18 +65,8 @@ def _delta_threads(thread_ids: list[str], serde: SerializerProtocol) -> Generato
 
 
 def _keep_latest(thread_id: str, serde: SerializerProtocol) -> _Statements:
-    rows = yield (
-        "SELECT checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
-        "FROM checkpoints WHERE thread_id = ?",
-        (thread_id,),
-        True,
-    )
-    sends = yield (
-        "SELECT DISTINCT checkpoint_ns, checkpoint_id FROM writes "
-        "WHERE thread_id = ? AND channel = ?",
-        (thread_id, TASKS_CHANNEL),
-        True,
-    )
+    rows = yield _SELECT_CHECKPOINTS, (thread_id,), True
+    sends = yield _SELECT_SENDS, (thread_id, TASKS_CHANNEL), True
     with_sends = {(ns, cid) for ns, cid in sends}
     parsed = []
     for ns, cid, parent, type_, blob, meta in rows:
@@ -99,19 +102,12 @@ def _keep_latest(thread_id: str, serde: SerializerProtocol) -> _Statements:
         )
         kept = json.dumps(sorted(keep))
         for table in ("writes", "checkpoints"):
-            yield (
+            sql = (
                 f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_ns = ? "
-                f"AND checkpoint_id {_IN_JSON}",
-                (thread_id, ns, gone),
-                False,
+                f"AND checkpoint_id {_IN_JSON}"
             )
-        yield (
-            "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ? "
-            f"AND checkpoint_ns = ? AND checkpoint_id {_IN_JSON} "
-            f"AND parent_checkpoint_id NOT {_IN_JSON}",
-            (thread_id, ns, kept, kept),
-            False,
-        )
+            yield sql, (thread_id, ns, gone), False
+        yield _ORPHAN_PARENTS, (thread_id, ns, kept, kept), False
 
 
 def _run(cur: Any, statements: Generator) -> Any:

@@ -76,7 +76,7 @@ def parse_url(url: str) -> DatabaseURL:
     if scheme == "sqlite":
         # sqlite:///relative/path -> "relative/path"; sqlite:////abs/path -> "/abs/path"
         if not rest.startswith("/") or len(rest) < 2:
-            raise UnknownScheme(url)
+            raise UnknownScheme(url, problem="a sqlite URL needs a file path")
         return DatabaseURL(url=url, backend=Backend.SQLITE, path=Path(rest[1:]).absolute())
     if scheme in ("postgresql", "postgres"):
         return DatabaseURL(url=url, backend=Backend.POSTGRES)

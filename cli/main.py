@@ -2,61 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import sys
 import uuid
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.prompt import Prompt
 from rich.table import Table
 
-from accord.agents.registry import RegistryError
-from accord.checkpoints import CheckpointError, open_thread_index
+from accord.checkpoints import open_thread_index
 from accord.graphs.approval import parse_decision
 from accord.graphs.catalog import CATALOG, load_workflow
 from accord.graphs.errors import AccordError
+from accord.cli.app import DB_HELP, USER_ERRORS, app, emit, err, fail, guarded, out
 from accord.cli.render import LiveView
 from accord.cli.session import RunOutcome, Session
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Run, inspect and resume accord workflows.")
-out = Console()
-err = Console(stderr=True)
-
-DB_HELP = "Database URL: sqlite:///path, postgresql://..., memory:// (default: $ACCORD_DB_URL or sqlite:///.accord/accord.db)"
-USER_ERRORS = (AccordError, CheckpointError, RegistryError, ValueError, KeyError)
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One clear line on stderr and a non-zero exit: no traceback."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def guarded(coro: Any) -> Any:
-    try:
-        return asyncio.run(coro)
-    except USER_ERRORS as exc:
-        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-
-
-def emit(outcome: RunOutcome, as_json: bool) -> None:
-    if as_json:
-        out.print_json(json.dumps(outcome.as_dict(), default=str))
-    else:
-        style = {"done": "green", "interrupted": "yellow", "failed": "red"}.get(outcome.status, "white")
-        out.print(f"[bold]{outcome.thread_id}[/] [{style}]{outcome.status}[/]", highlight=False)
-        if outcome.error:
-            out.print(f"[red]{outcome.error}[/]", highlight=False)
-        if outcome.resume_hint:
-            out.print(f"resume with: [bold]{outcome.resume_hint}[/]", highlight=False, soft_wrap=True)
-    if outcome.status == "failed":
-        raise typer.Exit(1)
-
 
 def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
     choice = Prompt.ask("approve / reject / edit", choices=["approve", "reject", "edit"], console=err)
@@ -256,6 +218,8 @@ def agents(
 
 
 def main() -> None:
+    from accord.cli import timetravel  # noqa: F401  (registers history, replay, fork, prune)
+
     try:
         app()
     except KeyboardInterrupt:

@@ -3,41 +3,12 @@ PostgreSQL (the last when `ACCORD_TEST_POSTGRES_URL` is set)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-POSTGRES_ENV = "ACCORD_TEST_POSTGRES_URL"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """The test PostgreSQL URL; skips without one, but under `CI=true` a missing URL or an
-    unreachable database fails the tests instead of skipping them."""
-    url = os.environ.get(POSTGRES_ENV)
-    if not url:
-        reason = f"{POSTGRES_ENV} is not set"
-        if _in_ci():
-            pytest.fail(f"CI=true but {reason}: PostgreSQL tests must run in CI", pytrace=False)
-        pytest.skip(f"{reason}: PostgreSQL tests skipped")
-    try:
-        psycopg.connect(url, connect_timeout=5).close()
-    except psycopg.Error as exc:
-        info = conninfo_to_dict(url)
-        where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-        reason = f"PostgreSQL at {where} unreachable: {str(exc).strip().splitlines()[0]}"
-        if _in_ci():
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    return url
 
 
 @pytest.fixture

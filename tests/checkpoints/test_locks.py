@@ -86,10 +86,13 @@ async def test_async_lock_excludes_sync_holder(durable_url, thread_id):
 
 def test_lock_released_on_error(db_url, thread_id):
     with pytest.raises(ZeroDivisionError), thread_lock(db_url, thread_id):
-        1 / 0
-    with thread_lock(db_url, thread_id):
-        with pytest.raises(ThreadBusy), thread_lock(db_url, thread_id):
-            pass
+        raise ZeroDivisionError
+    with (
+        thread_lock(db_url, thread_id),
+        pytest.raises(ThreadBusy),
+        thread_lock(db_url, thread_id),
+    ):
+        pass
 
 
 def test_advisory_key_is_stable_across_processes():

@@ -1,0 +1,147 @@
+"""``accord history | replay | fork | prune``: time travel and retention."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import timedelta
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from accord.checkpoints import prune as prune_db
+from accord.checkpoints.timetravel import fork as fork_thread
+from accord.checkpoints.timetravel import history as thread_history
+from accord.checkpoints.timetravel import parse_assignments, replay as replay_thread
+from accord.checkpoints.threads import open_thread_index
+from accord.cli.app import DB_HELP, USER_ERRORS, app, emit, fail, guarded, out
+from accord.cli.render import LiveView
+from accord.cli.session import Session, describe
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30s``, ``15m``, ``12h``, ``7d``, ``2w``."""
+    found = _DURATION.match(text.strip())
+    if not found:
+        raise ValueError(f"cannot read duration {text!r}; use e.g. 30m, 12h, 7d")
+    return timedelta(**{_UNITS[found.group(2)]: float(found.group(1))})
+
+
+@app.command()
+def history(
+    thread: str = typer.Argument(...),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A thread's checkpoints, newest first: step, node, time, what runs next."""
+    session = Session(db)
+
+    async def load() -> list:
+        async with session.graph(session.graph_of(thread)) as graph:
+            return await thread_history(graph, thread)
+
+    entries = guarded(load())
+    if as_json:
+        out.print_json(json.dumps([e.as_dict() for e in entries], default=str))
+        return
+    table = Table("checkpoint", "step", "source", "node", "next", "created", title=f"history of {thread}")
+    for entry in entries:
+        table.add_row(entry.checkpoint_id, str(entry.step), entry.source, entry.node or "",
+                      ",".join(entry.next), entry.created_at[:23])
+    out.print(table)
+
+
+@app.command()
+def replay(
+    thread: str = typer.Argument(...),
+    checkpoint: str = typer.Option(..., "--from", help="Checkpoint id (see accord history)"),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-run a thread from a checkpoint (side effects already done are not repeated)."""
+    session = Session(db)
+    view = LiveView(out, enabled=not as_json)
+
+    async def go():
+        name = session.graph_of(thread)
+        async with session.graph(name) as graph:
+            async for chunk in replay_thread(graph, thread, checkpoint):
+                for node, update in chunk.items():
+                    view(node, update)
+            outcome = describe(thread, name, await graph.aget_state({"configurable": {"thread_id": thread}}))
+        with open_thread_index(db) as index:
+            index.upsert(thread, graph=name, status=outcome.status, pending=outcome.interrupt)
+        return outcome
+
+    emit(guarded(go()), as_json)
+
+
+@app.command()
+def fork(
+    thread: str = typer.Argument(...),
+    checkpoint: str = typer.Option(..., "--at", help="Checkpoint id to fork from"),
+    assignments: list[str] = typer.Option([], "--set", help="key=value (JSON value); context.KEY=value edits shared context"),
+    new_thread: str = typer.Option(None, "--thread", help="Id of the new thread"),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Copy a thread at a checkpoint into a new thread, with edits; the original is untouched."""
+    try:
+        values = parse_assignments(assignments)
+    except ValueError as exc:
+        fail(str(exc))
+    session = Session(db)
+    new_id = new_thread or f"{thread}-fork-{uuid.uuid4().hex[:6]}"
+
+    async def go():
+        name = session.graph_of(thread)
+        async with session.graph(name) as graph:
+            config = await fork_thread(graph, thread, checkpoint, new_id, values, by="cli")
+            outcome = describe(new_id, name, await graph.aget_state({"configurable": {"thread_id": new_id}}))
+        with open_thread_index(db) as index:
+            index.upsert(new_id, graph=name, status=outcome.status, pending=outcome.interrupt)
+        return outcome, config
+
+    outcome, _ = guarded(go())
+    emit(outcome, as_json)
+
+
+@app.command()
+def prune(
+    keep_latest: bool = typer.Option(False, "--keep-latest", help="Keep only each thread's latest checkpoint"),
+    older_than: str = typer.Option(None, "--older-than", help="Delete threads idle longer than this (7d, 12h)"),
+    status: str = typer.Option(None, "--status", help="Only threads with this status (e.g. done)"),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Shrink the checkpoint database: old threads, old checkpoints."""
+    if not keep_latest and older_than is None:
+        fail("say what to prune: --keep-latest and/or --older-than DURATION")
+    try:
+        age = parse_duration(older_than) if older_than else None
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,
+                      disable=as_json) as progress:
+            progress.add_task("pruning checkpoints…")
+            report = prune_db(db, keep_latest=keep_latest, older_than=age, status=status)
+    except USER_ERRORS as exc:
+        fail(str(exc))
+    data = {
+        "threads_deleted": len(report.threads_deleted),
+        "threads_pruned": len(report.threads_pruned),
+        "checkpoints_deleted": report.checkpoints_deleted,
+        "writes_deleted": report.writes_deleted,
+        "bytes_before": report.before.bytes,
+        "bytes_after": report.after.bytes,
+    }
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table("what", "value", title="prune")
+    for key, value in data.items():
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
