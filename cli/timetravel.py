@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from datetime import timedelta
@@ -114,14 +115,16 @@ def fork(
 @app.command()
 def prune(
     keep_latest: bool = typer.Option(False, "--keep-latest", help="Keep only each thread's latest checkpoint"),
-    older_than: str = typer.Option(None, "--older-than", help="Delete threads idle longer than this (7d, 12h)"),
+    older_than: str = typer.Option(None, "--older-than",
+                                   help="Delete threads idle longer than this (7d, 12h); default $ACCORD_THREAD_TTL"),
     status: str = typer.Option(None, "--status", help="Only threads with this status (e.g. done)"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Shrink the checkpoint database: old threads, old checkpoints."""
+    older_than = older_than or os.environ.get("ACCORD_THREAD_TTL") or None
     if not keep_latest and older_than is None:
-        fail("say what to prune: --keep-latest and/or --older-than DURATION")
+        fail("say what to prune: --keep-latest and/or --older-than DURATION (or set ACCORD_THREAD_TTL)")
     try:
         age = parse_duration(older_than) if older_than else None
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,

@@ -37,4 +37,5 @@ __all__ = [
     "Workflow",
     "WorkflowBuildError",
     "WorkflowState",
+    "parse_decision",
 ]

@@ -8,6 +8,7 @@ is added with ``destinations`` equal to its allowed targets, so the compiled gra
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from langchain_core.runnables import RunnableLambda
@@ -22,7 +23,7 @@ from accord.agents.spec import AgentSpec
 from accord.graphs.errors import WorkflowBuildError
 from accord.graphs.nodes import AgentNode, ApprovalNode, Step, Transitions, router_node
 from accord.graphs.router import Router
-from accord.graphs.state import InputState, WorkflowState
+from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import TransitionTable
 from accord.guardrails.base import InputGuardrail, MaxInputLength
 
@@ -45,6 +46,8 @@ class Workflow:
         models: ModelResolver | None = None,
         registry: AgentRegistry | None = None,
         input_guardrails: Sequence[InputGuardrail] = (MaxInputLength(),),
+        context_merges: Mapping[str, str] | None = None,
+        context_ttl: timedelta | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -55,6 +58,10 @@ class Workflow:
         self.models = models or ModelResolver()
         self.registry = registry or AgentRegistry()
         self.input_guardrails = tuple(input_guardrails)
+        self.context_merges = dict(context_merges or {})
+        """Shared-context key -> merge function name (see ``CONTEXT_MERGES``) for concurrent writers."""
+        self.context_ttl = context_ttl
+        """Shared-context entries older than this expire when the next request starts."""
         self._agents: dict[str, AgentSpec] = {}
         self._approvals: dict[str, str | None] = {}
         self._nodes: dict[str, NodeFn] = {}
@@ -122,6 +129,12 @@ class Workflow:
                 raise WorkflowBuildError(
                     f"agent {name!r} falls back to unknown agent {spec.fallback!r}", node=name
                 )
+        for key, how in self.context_merges.items():
+            if how not in CONTEXT_MERGES:
+                raise WorkflowBuildError(
+                    f"context key {key!r} declares unknown merge {how!r}; "
+                    f"choose one of {', '.join(sorted(CONTEXT_MERGES))}"
+                )
         for policy in self.toolbox.policies:
             if policy.approval_node not in self._approvals:
                 raise WorkflowBuildError(
@@ -135,7 +148,8 @@ class Workflow:
     # build -------------------------------------------------------------------------------------
     def build(self) -> StateGraph:
         table = self.validate()
-        moves = Transitions(table, self.max_hops, self.error_node)
+        moves = Transitions(table, self.max_hops, self.error_node, self.context_merges,
+                            self.context_ttl)
         graph = StateGraph(WorkflowState, input_schema=InputState)
 
         def dests(name: str) -> tuple[str, ...]:

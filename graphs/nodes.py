@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +35,8 @@ _PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded)
 class Step:
     """What a node proposes: the next node and its state update."""
 
-    goto: str
-    """Proposed next node (checked against the transition table)."""
+    goto: str | Sequence[str]
+    """Proposed next node, or several to run in parallel (checked against the table)."""
     update: dict[str, Any] = field(default_factory=dict)
     """State update."""
 
@@ -58,30 +59,50 @@ class Transitions:
     table: TransitionTable
     max_hops: int | None
     error_node: str | None
+    merges: Mapping[str, str] = field(default_factory=dict)
+    context_ttl: timedelta | None = None
+
+    def expired_context(self, state: Mapping[str, Any]) -> dict[str, None]:
+        """Deletions for shared-context entries older than the TTL."""
+        if self.context_ttl is None:
+            return {}
+        cutoff = (datetime.now(UTC) - self.context_ttl).isoformat(timespec="milliseconds")
+        return {k: None for k, e in (state.get("context") or {}).items() if e.get("updated_at", "") < cutoff}
 
     def command(self, src: str, state: Mapping[str, Any], step: Step) -> Command:
+        """Check a proposed step; an undeclared target is recorded and sent to the error path.
+
+        ``step.goto`` may name several targets: they run in parallel (a fan-out) and their
+        shared-context writes meet the declared merge functions.
+        """
         update = dict(step.update)
         audit = list(update.pop("audit", []))
         errors = list(update.pop("errors", []))
-        goto = END if step.goto == "END" else step.goto
-        if not self.table.allows(src, goto):
-            audit.append(audit_event("illegal_transition", node=src, target=goto))
-            errors.append({"at": utcnow(), "node": src, "error": f"illegal transition {src} -> {goto}"})
-            if self.error_node is None or not self.table.allows(src, self.error_node):
-                raise AccordError(
-                    f"illegal transition {src} -> {goto} and no error path is declared"
-                )
-            goto = self.error_node
-        hops = 0 if update.get("hops") == HOPS_RESET else int(state.get("hops") or 0)
-        hops += 1
-        if self.max_hops is not None and hops > self.max_hops and goto != END:
-            raise HopBudgetExceeded(budget=self.max_hops, node=src, target=goto)
-        update["hops"] = HOPS_RESET if update.get("hops") == HOPS_RESET else 1
-        audit.append(audit_event("transition", node=src, target=goto, hop=hops))
+        wanted = [step.goto] if isinstance(step.goto, str) else list(step.goto)
+        targets: list[str] = []
+        for goto in (END if g == "END" else g for g in wanted):
+            if not self.table.allows(src, goto):
+                audit.append(audit_event("illegal_transition", node=src, target=goto))
+                errors.append({"at": utcnow(), "node": src, "error": f"illegal transition {src} -> {goto}"})
+                if self.error_node is None or not self.table.allows(src, self.error_node):
+                    raise AccordError(
+                        f"illegal transition {src} -> {goto} and no error path is declared"
+                    )
+                goto = self.error_node
+            if goto not in targets:
+                targets.append(goto)
+        reset = update.get("hops") == HOPS_RESET
+        hops = (0 if reset else int(state.get("hops") or 0)) + 1
+        ending = all(t == END for t in targets)
+        if self.max_hops is not None and hops > self.max_hops and not ending:
+            raise HopBudgetExceeded(budget=self.max_hops, node=src, target=",".join(targets))
+        update["hops"] = HOPS_RESET if reset else 1
+        for target in targets:
+            audit.append(audit_event("transition", node=src, target=target, hop=hops))
         update["audit"] = audit
         if errors:
             update["errors"] = errors
-        return Command(goto=goto, update=update)
+        return Command(goto=targets[0] if len(targets) == 1 else targets, update=update)
 
 
 def router_node(
@@ -129,10 +150,12 @@ def router_node(
             )
         return request.id, text
 
-    def after(request_id: str, text: str, decision: RouteDecision) -> Step:
+    def after(state: Mapping[str, Any], request_id: str, text: str, decision: RouteDecision) -> Step:
+        expired = transitions.expired_context(state)
         return Step(
             decision.target,
             {
+                **({"context": expired} if expired else {}),
                 "hops": HOPS_RESET,
                 "active_task": request_id,
                 "tasks": {request_id: _task(request_id, text, decision.target, "in_progress")},
@@ -145,14 +168,14 @@ def router_node(
         if isinstance(prepared, Step):
             return transitions.command(name, state, prepared)
         decision = router.decide(prepared[1], state, transitions.table.targets(name), models)
-        return transitions.command(name, state, after(*prepared, decision))
+        return transitions.command(name, state, after(state, *prepared, decision))
 
     async def arun(state: dict[str, Any]) -> Command:
         prepared = before(state)
         if isinstance(prepared, Step):
             return transitions.command(name, state, prepared)
         decision = await router.adecide(prepared[1], state, transitions.table.targets(name), models)
-        return transitions.command(name, state, after(*prepared, decision))
+        return transitions.command(name, state, after(state, *prepared, decision))
 
     return run, arun
 
@@ -202,7 +225,8 @@ class AgentNode:
         for key, value in result.writes.items():
             if key in spec.writes:
                 base = context.get(key, {}).get("version", 0)
-                writes[key] = {"value": value, "writer": spec.id, "base_version": base}
+                writes[key] = {"value": value, "writer": spec.id, "base_version": base,
+                               "merge": self.transitions.merges.get(key)}
             else:
                 audit.append(audit_event("write_rejected", node=self.name, agent=spec.id, key=key))
                 errors.append({"at": utcnow(), "node": self.name, "error": f"{spec.id} may not write {key!r}"})
