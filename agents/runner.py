@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -173,7 +174,8 @@ class AgentRunner:
     async def arun(self, handoff: Handoff) -> AgentResult:
         self._validate_input(handoff)
         if self.spec.kind == "rules":
-            return self._validate_output(self._run_rules(handoff))
+            # Rule handlers call synchronous tools (SQLite, files): keep them off the event loop.
+            return self._validate_output(await asyncio.to_thread(self._run_rules, handoff))
         agent = self._agent(handoff)
         state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]})
         return self._validate_output(self._llm_result(state))

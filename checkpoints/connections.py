@@ -5,15 +5,18 @@ Nothing here connects at import; every function opens what it returns and the ca
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
 from accord.checkpoints.errors import DatabaseUnreachable
-from accord.checkpoints.urls import DatabaseURL
+from accord.checkpoints.urls import DatabaseURL, parse_url
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
@@ -30,13 +33,40 @@ _setup_lock = threading.Lock()
 _setup_done: set[tuple[str, str]] = set()
 
 
+SETUP_LOCK_KEY = int.from_bytes(hashlib.sha256(b"accord.setup").digest()[:8], "big", signed=True)
+"""PostgreSQL advisory-lock key that serialises schema set-up across processes."""
+
+
+SETUP_WAIT = 120.0
+"""Seconds a process waits for another one's schema set-up."""
+_TRY_LOCK = "SELECT pg_try_advisory_lock(%s) AS ok"
+
+
+def _try_setup_lock(conn: psycopg.Connection) -> bool:
+    # Polling (not a blocking pg_advisory_lock) matters: the set-up runs CREATE INDEX
+    # CONCURRENTLY, which waits for every open transaction, including a blocked lock wait.
+    row = conn.execute(_TRY_LOCK, (SETUP_LOCK_KEY,)).fetchone()
+    return bool(row and row["ok"])
+
+
 def run_setup_once(kind: str, url: str, setup: Callable[[], None]) -> None:
-    """Run `setup` (idempotent DDL) once per process for `(kind, url)`."""
+    """Run `setup` (idempotent DDL on PostgreSQL) once per process for `(kind, url)`.
+
+    Processes that start together on a fresh database would race in `CREATE ... IF NOT EXISTS`
+    (`duplicate key value violates unique constraint "pg_type_typname_nsp_index"`), so the DDL
+    runs under an advisory lock, one process at a time.
+    """
     key = (kind, url)
     with _setup_lock:
         if key in _setup_done:
             return
-        setup()
+        with connect_postgres(parse_url(url)) as conn:
+            deadline = time.monotonic() + SETUP_WAIT
+            while not _try_setup_lock(conn):
+                if time.monotonic() > deadline:
+                    raise DatabaseUnreachable(parse_url(url).display, "schema set-up lock not free")
+                time.sleep(0.05)
+            setup()  # closing the connection releases the lock
         _setup_done.add(key)
 
 
@@ -45,7 +75,16 @@ async def arun_setup_once(kind: str, url: str, setup: Callable[[], Any]) -> None
     key = (kind, url)
     if key in _setup_done:
         return
-    await setup()
+    async with await aconnect_postgres(parse_url(url)) as conn:
+        deadline = time.monotonic() + SETUP_WAIT
+        while True:
+            row = await (await conn.execute(_TRY_LOCK, (SETUP_LOCK_KEY,))).fetchone()
+            if row and row["ok"]:
+                break
+            if time.monotonic() > deadline:
+                raise DatabaseUnreachable(parse_url(url).display, "schema set-up lock not free")
+            await asyncio.sleep(0.05)
+        await setup()
     with _setup_lock:
         _setup_done.add(key)
 

@@ -67,7 +67,7 @@ def run(
     if graph == "support" and not as_json:
         from accord.graphs.support import mode_line
 
-        err.print(f"[dim]{mode_line()}[/]", highlight=False)
+        out.print(f"[dim]{mode_line()}[/]", highlight=False)
     session = Session(db)
     ask = interactive(no_input, as_json)
     outcome = guarded(_run_and_approve(session, session.run(graph, message, thread, view), view,

@@ -57,6 +57,12 @@ def _reply(values: dict[str, Any]) -> str | None:
     return None
 
 
+def finished(snapshot: Any) -> bool:
+    """No step left to run. A step whose writes were saved but whose checkpoint was not (a crash
+    in between) has no ``next`` node, yet its task is still listed: the thread is not done."""
+    return not snapshot.next and not getattr(snapshot, "tasks", ())
+
+
 def describe(thread_id: str, graph_name: str, snapshot: Any, error: str | None = None) -> RunOutcome:
     """Status of a thread from its latest checkpoint."""
     interrupts = [i.value for i in getattr(snapshot, "interrupts", ()) or ()]
@@ -64,7 +70,7 @@ def describe(thread_id: str, graph_name: str, snapshot: Any, error: str | None =
         status = "failed"
     elif interrupts:
         status = "interrupted"
-    elif snapshot.next:
+    elif not finished(snapshot):
         status = "running"
     else:
         status = "done"
@@ -119,7 +125,10 @@ class Session:
                 index.upsert(thread_id, graph=name, status="running")
             error = None
             try:
-                async for chunk in graph.astream(payload, config, stream_mode="updates"):
+                # "sync": each step's checkpoint is on disk before the next step starts, so a
+                # crash never loses a step whose side effects already happened (crash recovery).
+                async for chunk in graph.astream(payload, config, stream_mode="updates",
+                                                 durability="sync"):
                     for node, update in chunk.items():
                         on_update(node, update)
             except AccordError as exc:
@@ -138,6 +147,10 @@ class Session:
                 raise NotWaiting(
                     f"thread {thread_id!r} is waiting for an approval; answer it with accord resume"
                 )
+            if not finished(snapshot):
+                raise NotWaiting(
+                    f"thread {thread_id!r} stopped mid-run; continue it with accord resume {thread_id}"
+                )
 
         return await self._drive(name, thread_id, payload, on_update, check)
 
@@ -146,15 +159,22 @@ class Session:
 
         def check(snapshot: Any) -> None:
             if not snapshot.values:
-                raise ThreadNotFound(f"unknown thread {thread_id!r}")
+                raise ThreadNotFound(
+                    f"thread {thread_id!r} has no saved checkpoint (it stopped before its first "
+                    f"step was saved); start it again with accord run {name} MESSAGE --thread {thread_id}"
+                )
+            if decision is None and (snapshot.interrupts or finished(snapshot)):
+                # A crash after the last checkpoint but before the index was updated leaves the
+                # index saying "running": set it right, so `accord threads` lists the approval.
+                self._record(describe(thread_id, name, snapshot))
             if decision is not None and not snapshot.interrupts:
-                state = "finished" if not snapshot.next else "not waiting for a decision"
+                state = "finished" if finished(snapshot) else "not waiting for a decision"
                 raise NotWaiting(f"thread {thread_id!r} is {state}; there is nothing to approve")
             if decision is None and snapshot.interrupts:
                 raise NotWaiting(
                     f"thread {thread_id!r} is waiting for a decision: pass --approve, --reject or --edit"
                 )
-            if decision is None and not snapshot.next:
+            if decision is None and finished(snapshot):
                 raise NotWaiting(f"thread {thread_id!r} is finished; nothing to resume")
 
         payload = Command(resume=decision) if decision is not None else None

@@ -117,7 +117,8 @@ class Workflow:
         if self.error_node is not None and self.error_node not in kinds:
             raise WorkflowBuildError(f"error node {self.error_node!r} is not a node", node=self.error_node)
         declared = TransitionTable(self._table)
-        declared.validate(nodes=kinds, entry=self.router_name, max_hops=self.max_hops)
+        declared.validate(nodes=kinds, entry=self.router_name, max_hops=self.max_hops,
+                          error_node=self.error_node)
         table = self.table
         for target in self.router.targets():
             if not table.allows(self.router_name, target):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 Tier = Literal["finish", "rule", "llm", "default", "handoff", "guardrail"]
@@ -163,7 +164,9 @@ class Router:
         try:
             model = model_for(self.classifier.model)  # type: ignore[union-attr]
             raw = model.with_structured_output(schema).invoke(prompt)
-        except (ValidationError, ValueError, TypeError) as exc:
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:  # provider down, bad answer: the declared default decides
             return self._rejected(exc)
         return self._settle(raw, schema, targets)
 
@@ -181,13 +184,15 @@ class Router:
         try:
             model = model_for(self.classifier.model)  # type: ignore[union-attr]
             raw = await model.with_structured_output(schema).ainvoke(prompt)
-        except (ValidationError, ValueError, TypeError) as exc:
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:  # provider down, bad answer: the declared default decides
             return self._rejected(exc)
         return self._settle(raw, schema, targets)
 
     def _rejected(self, exc: Exception) -> RouteDecision:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return RouteDecision("default", self.default, f"LLM answer rejected: {first}")
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return RouteDecision("default", self.default, f"LLM answer rejected ({type(exc).__name__}): {first}")
 
     def _settle(self, raw: Any, schema: type[BaseModel], targets: Sequence[str]) -> RouteDecision:
         assert self.classifier is not None

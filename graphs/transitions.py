@@ -43,10 +43,13 @@ class TransitionTable:
         nodes: Mapping[str, str],
         entry: str,
         max_hops: int | None,
+        error_node: str | None = None,
     ) -> None:
         """Reject a bad graph with a message naming the node.
 
         ``nodes`` maps node name -> kind (``router``, ``agent``, ``approval``, ``node``).
+        ``error_node`` is reachable from every node through the error path, so it needs no
+        declared edge into it.
         """
         known = set(nodes)
         if entry not in known:
@@ -64,13 +67,15 @@ class TransitionTable:
         for name in sorted(known):
             if not self.edges.get(name):
                 raise WorkflowBuildError(f"node {name!r} has no outgoing transitions", node=name)
-        incoming = {dst for _, dst in self.pairs()}
+        incoming = {dst for _, dst in self.pairs()} | ({error_node} if error_node else set())
         for name, kind in sorted(nodes.items()):
             if kind == "agent" and name not in incoming and name != entry:
                 raise WorkflowBuildError(
                     f"agent {name!r} has no way in: no transition targets it", node=name
                 )
         reachable = self._reach(entry, self.edges)
+        if error_node is not None and error_node in known:
+            reachable |= self._reach(error_node, self.edges)
         for name in sorted(known - reachable):
             raise WorkflowBuildError(f"node {name!r} is unreachable from START", node=name)
         reverse: dict[str, list[str]] = {}

@@ -1,0 +1,45 @@
+"""The checkpointer `langgraph dev` / the Agent Server use for accord's graphs.
+
+`langgraph.json` points the server at it::
+
+    "checkpointer": {"path": "./server/checkpointer.py:accord_saver"}
+
+The server calls `accord_saver()` at start-up, enters the async context manager it returns
+(once per event loop), routes every checkpoint read and write through the saver it yields,
+and exits it at shutdown. The saver is accord's, opened from `$ACCORD_DB_URL` (default
+`sqlite:///.accord/accord.db`, PostgreSQL in production), so a thread's state outlives the
+server and can be read with `accord.checkpoints.open_saver` under the server's thread id.
+
+The in-memory dev server still keeps its own thread, run and assistant records under
+`.langgraph_api/` in its working directory; only checkpoints (the graph state) go through
+this saver. The server does not write accord's thread index, so `accord threads` does not
+list threads started from Studio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from accord.checkpoints import open_async_saver
+from accord.checkpoints.urls import parse_url, resolve_url
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def accord_saver() -> AsyncIterator[BaseCheckpointSaver]:
+    """Yield accord's async saver for `$ACCORD_DB_URL` and close its connections on exit."""
+    url, where = await asyncio.to_thread(_configured)
+    logger.info("accord checkpointer: %s", where)
+    async with open_async_saver(url) as saver:
+        yield saver
+
+
+def _configured() -> tuple[str, str]:
+    """The configured URL and its password-free description (touches the file system)."""
+    url = resolve_url()
+    return url, parse_url(url).display

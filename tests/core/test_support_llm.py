@@ -1,0 +1,108 @@
+"""The support example with LLM agents driven by a ScriptedChatModel: routing, tool calls and
+the approval of a held refund (approve / reject / edit)."""
+
+from __future__ import annotations
+
+import pytest
+from accord.agents import ModelResolver
+from accord.graphs.support import build_support
+from accord.testing import ScriptedChatModel, StructuredReply, ToolCallReply
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+# Matches no routing rule, so the LLM tier classifies it.
+BILLED_TWICE = "I was billed twice last month and want my money back"
+
+SCRIPT = [
+    StructuredReply({"target": "billing", "confidence": 0.92, "reason": "a double charge"}),
+    ToolCallReply("get_invoice", {"invoice_id": "INV-1002"}),
+    ToolCallReply("issue_refund", {"invoice_id": "INV-1002", "amount": 480, "reason": "charged twice"}),
+    "The refund of $480 on INV-1002 awaits a manager's approval.",
+]
+
+
+@pytest.fixture
+def paused(support_db, config):
+    """A thread whose LLM billing agent asked to refund 480 (held for approval)."""
+    model = ScriptedChatModel(SCRIPT)
+    workflow = build_support(db=support_db, use_llm=True, models=ModelResolver(models={"*": model}))
+    graph = workflow.compile(checkpointer=InMemorySaver())
+    cfg = config()
+    out = graph.invoke({"messages": [{"role": "user", "content": BILLED_TWICE}]}, cfg)
+    return graph, cfg, model, out
+
+
+def decide(graph, cfg, **decision) -> dict:
+    return graph.invoke(Command(resume=decision), cfg)
+
+
+def test_llm_route_and_tool_calls_hold_the_refund(paused, support_db):
+    graph, cfg, model, out = paused
+    route = next(e for e in out["audit"] if e["kind"] == "route")
+    assert (route["tier"], route["target"], route["confidence"]) == ("llm", "billing", 0.92)
+    assert model.calls == 4
+    assert model.bound_tools == ["lookup_customer", "get_invoice", "issue_refund"]
+    calls = [e["tool"] for e in out["audit"] if e["kind"] == "tool_call"]
+    assert calls == ["get_invoice", "issue_refund"]
+    held = next(e for e in out["audit"] if e["kind"] == "tool_call" and e["tool"] == "issue_refund")
+    assert "held for human approval" in held["result"]
+    assert out["messages"][-1].content == SCRIPT[-1]
+    assert [t["status"] for t in out["tasks"].values()] == ["awaiting_approval"]
+    request = graph.get_state(cfg).interrupts[0].value
+    assert (request["agent"], request["action"], request["args"]["amount"]) == ("billing", "issue_refund", 480)
+    assert support_db.refunds() == []  # held, not executed
+
+
+def test_the_agent_sees_the_handoff_not_the_conversation(paused):
+    _, _, model, _ = paused
+    agent_prompt = model.call_log[1]
+    assert agent_prompt[0].type == "system" and "billing specialist" in agent_prompt[0].content
+    assert agent_prompt[1].content.startswith("Task ") and BILLED_TWICE in agent_prompt[1].content
+    assert len(agent_prompt) == 2
+
+
+def test_approve_records_the_refund_exactly_once(paused, support_db):
+    graph, cfg, model, _ = paused
+    out = decide(graph, cfg, decision="approve", by="alice")
+    refunds = support_db.refunds()
+    assert [(r["invoice_id"], r["amount"]) for r in refunds] == [("INV-1002", 480.0)]
+    assert [t["status"] for t in out["tasks"].values()] == ["completed"]
+    assert model.calls == 4  # back at the router the finished task costs no model call
+    assert [e["tier"] for e in out["audit"] if e["kind"] == "route"] == ["llm", "finish"]
+    [human] = [e for e in out["audit"] if e["kind"] == "human_decision"]
+    assert (human["by"], human["result"]["refund_id"]) == ("alice", refunds[0]["id"])
+    assert graph.get_state(cfg).next == ()
+
+
+def test_reject_refunds_nothing_and_fails_the_task(paused, support_db):
+    graph, cfg, _, _ = paused
+    out = decide(graph, cfg, decision="reject", reason="not a duplicate", by="alice")
+    assert support_db.refunds() == []
+    assert [t["status"] for t in out["tasks"].values()] == ["failed"]
+    assert out["messages"][-1].content == "issue_refund was rejected: not a duplicate"
+    assert out["pending"] is None
+
+
+def test_edit_refunds_the_edited_amount(paused, support_db):
+    graph, cfg, _, _ = paused
+    out = decide(graph, cfg, decision="edit", args={"amount": 200}, by="bob")
+    assert [(r["invoice_id"], r["amount"], r["reason"]) for r in support_db.refunds()] == [
+        ("INV-1002", 200.0, "charged twice")]
+    assert [t["status"] for t in out["tasks"].values()] == ["completed"]
+    [human] = [e for e in out["audit"] if e["kind"] == "human_decision"]
+    assert (human["decision"], human["args"]) == ("edit", {"amount": 200})
+
+
+def test_a_small_llm_refund_runs_without_approval(support_db, config):
+    model = ScriptedChatModel([
+        ToolCallReply("issue_refund", {"invoice_id": "INV-1001", "amount": 49, "reason": "unused"}),
+        "Refunded $49.",
+    ])
+    workflow = build_support(db=support_db, use_llm=True, models=ModelResolver(models={"*": model}))
+    graph = workflow.compile(checkpointer=InMemorySaver())
+    cfg = config()
+    out = graph.invoke({"messages": [{"role": "user", "content": "refund INV-1001"}]}, cfg)
+    assert graph.get_state(cfg).next == ()
+    assert [(r["invoice_id"], r["amount"]) for r in support_db.refunds()] == [("INV-1001", 49.0)]
+    assert [t["status"] for t in out["tasks"].values()] == ["completed"]
+    assert model.calls == 2  # the rule tier routed; the agent made two calls
