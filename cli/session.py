@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
 from accord.checkpoints import athread_lock, open_async_saver, open_thread_index
-from accord.graphs.catalog import load_workflow
+from accord.graphs.catalog import CATALOG, load_workflow
 from accord.graphs.errors import AccordError
 
 OnUpdate = Callable[[str, Any], None]
@@ -103,12 +103,19 @@ class Session:
         async with open_async_saver(self.url) as saver:
             yield load_workflow(name).compile(checkpointer=saver)
 
-    def graph_of(self, thread_id: str) -> str:
+    async def graph_of(self, thread_id: str) -> str:
+        """The graph a thread runs on: from the thread index, else from its checkpoints
+        (threads started through the dev server or Studio carry ``graph_id`` there)."""
         with open_thread_index(self.url) as index:
             record = index.get(thread_id)
-        if record is None:
-            raise ThreadNotFound(f"unknown thread {thread_id!r}")
-        return record.graph or "support"
+        if record is not None and record.graph:
+            return record.graph
+        async with open_async_saver(self.url) as saver:
+            found = await saver.aget_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+        graph_id = (found.metadata or {}).get("graph_id") if found is not None else None
+        if graph_id in CATALOG:
+            return graph_id
+        raise ThreadNotFound(f"unknown thread {thread_id!r}")
 
     def _record(self, outcome: RunOutcome) -> None:
         with open_thread_index(self.url) as index:
@@ -155,7 +162,7 @@ class Session:
         return await self._drive(name, thread_id, payload, on_update, check)
 
     async def resume(self, thread_id: str, decision: dict[str, Any] | None, on_update: OnUpdate) -> RunOutcome:
-        name = self.graph_of(thread_id)
+        name = await self.graph_of(thread_id)
 
         def check(snapshot: Any) -> None:
             if not snapshot.values:
@@ -181,7 +188,7 @@ class Session:
         return await self._drive(name, thread_id, payload, on_update, check)
 
     async def state(self, thread_id: str) -> tuple[RunOutcome, Any]:
-        name = self.graph_of(thread_id)
+        name = await self.graph_of(thread_id)
         config = {"configurable": {"thread_id": thread_id}}
         async with self.graph(name) as graph:
             snapshot = await graph.aget_state(config)

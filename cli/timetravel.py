@@ -43,7 +43,7 @@ def history(
     session = Session(db)
 
     async def load() -> list:
-        async with session.graph(session.graph_of(thread)) as graph:
+        async with session.graph(await session.graph_of(thread)) as graph:
             return await thread_history(graph, thread)
 
     entries = guarded(load())
@@ -69,7 +69,7 @@ def replay(
     view = LiveView(out, enabled=not as_json)
 
     async def go():
-        name = session.graph_of(thread)
+        name = await session.graph_of(thread)
         async with session.graph(name) as graph:
             async for chunk in replay_thread(graph, thread, checkpoint):
                 for node, update in chunk.items():
@@ -100,7 +100,7 @@ def fork(
     new_id = new_thread or f"{thread}-fork-{uuid.uuid4().hex[:6]}"
 
     async def go():
-        name = session.graph_of(thread)
+        name = await session.graph_of(thread)
         async with session.graph(name) as graph:
             config = await fork_thread(graph, thread, checkpoint, new_id, values, by="cli")
             outcome = describe(new_id, name, await graph.aget_state({"configurable": {"thread_id": new_id}}))

@@ -22,7 +22,7 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 def test_readme_workflow_example_runs(tmp_path: Path) -> None:
-    code = re.findall(r"```python\n(.*?)```", README, re.S)[0]
+    code = re.findall(r"```python\n(.*?)```", README, re.S)[0]  # the first one: own workflow
     # Run the commented "later, from any process" resume as well, and print the outcome.
     code = code.replace("    # graph.invoke(Command", "    graph.invoke(Command")
     code = code.replace("    # ... paused", "    from langgraph.types import Command\n    # ... paused")

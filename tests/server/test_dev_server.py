@@ -140,3 +140,27 @@ async def test_dev_server_on_postgres(serve, tmp_path: Path, postgres_url: str) 
         with open_saver(postgres_url) as saver:
             for thread_id in created:
                 saver.delete_thread(thread_id)
+
+
+@pytest.mark.timeout(400)
+async def test_thread_paused_in_the_server_is_approved_from_the_cli(serve, tmp_path: Path) -> None:
+    """Resume from anywhere: a Studio/SDK thread finishes through `accord resume` in another process."""
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "server"
+    support_db = workdir / "support.db"
+    db_url = f"sqlite:///{tmp_path}/accord.db"
+    env = {"ACCORD_DB_URL": db_url, "ACCORD_SUPPORT_DB": str(support_db)}
+    with serve(workdir, env) as server:
+        thread_id = await start_and_check(server.url, support_db)
+    done = subprocess.run(
+        [sys.executable, "-P", "-m", "accord.cli.main", "resume", thread_id, "--approve",
+         "--by", "cli-user", "--db", db_url, "--json"],
+        capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "ACCORD_SUPPORT_DB": str(support_db)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"status": "done"' in done.stdout and "approved by cli-user" in done.stdout
+    refunds = SupportDB(support_db).refunds()
+    assert [(r["invoice_id"], r["amount"]) for r in refunds] == [("INV-1002", 480)]
