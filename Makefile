@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -P -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -P -m benchmarks $(BENCH_ARGS)
+	$(BIN)/python -P benchmarks/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

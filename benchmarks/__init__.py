@@ -1,0 +1,1 @@
+"""accord's benchmark harness (not installed; run ``python -P benchmarks/run.py``)."""

@@ -1,0 +1,145 @@
+"""Where a benchmark run happens: sizes (full or quick), scratch databases, progress, memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_ENVS = ("ACCORD_BENCH_POSTGRES_URL", "ACCORD_TEST_POSTGRES_URL")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each section is."""
+
+    repeats: int
+    overhead_requests: int
+    workload_requests: int
+    workload_latency: float
+    workload_repeats: int
+    concurrency: tuple[int, ...]
+    throughput_seconds: float
+    throughput_repeats: int
+    resumes: int
+    waiting_threads: int
+    storage_requests: int
+    pgbench_seconds: int
+
+
+FULL = Sizes(
+    repeats=7, overhead_requests=40, workload_requests=200, workload_latency=0.01,
+    workload_repeats=3, concurrency=(1, 8, 32, 128, 256), throughput_seconds=5.0,
+    throughput_repeats=3, resumes=40, waiting_threads=10_000, storage_requests=200,
+    pgbench_seconds=5,
+)
+QUICK = Sizes(
+    repeats=2, overhead_requests=6, workload_requests=10, workload_latency=0.0,
+    workload_repeats=1, concurrency=(1, 8), throughput_seconds=1.0, throughput_repeats=1,
+    resumes=4, waiting_threads=100, storage_requests=10, pgbench_seconds=1,
+)
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (``VmRSS`` from ``/proc/self/status``)."""
+    text = Path("/proc/self/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(found.group(1)) * 1024 if found else 0
+
+
+def postgres_admin_url(quick: bool, explicit: str | None) -> tuple[str | None, str]:
+    """The PostgreSQL to use and a note: explicit, else the env vars, else the default (full)."""
+    candidates = [explicit] if explicit else [os.environ.get(e) for e in POSTGRES_ENVS]
+    candidates = [c for c in candidates if c]
+    if not candidates and not quick:
+        candidates = [DEFAULT_POSTGRES]
+    for url in candidates:
+        try:
+            psycopg.connect(url, connect_timeout=3).close()
+            return url, f"PostgreSQL at {_display(url)}"
+        except psycopg.Error as exc:
+            return None, f"no PostgreSQL ({_display(url)} unreachable: {str(exc).splitlines()[0]})"
+    return None, "no PostgreSQL (set ACCORD_BENCH_POSTGRES_URL)"
+
+
+def _display(url: str) -> str:
+    info = conninfo_to_dict(url)
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+@dataclass
+class BenchEnv:
+    """Scratch space of one run: a temp folder and scratch PostgreSQL databases."""
+
+    sizes: Sizes
+    quick: bool
+    postgres: str | None
+    postgres_note: str
+    out: Path
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="accord-bench-")))
+    _databases: list[str] = field(default_factory=list)
+
+    @property
+    def plots(self) -> Path:
+        path = self.out / "plots"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def sqlite_url(self, name: str) -> str:
+        return f"sqlite:///{self.tmp / (name + '-' + uuid.uuid4().hex[:6] + '.db')}"
+
+    def sqlite_path(self, url: str) -> Path:
+        return Path(url.removeprefix("sqlite:///"))
+
+    def postgres_url(self, name: str) -> str:
+        """A fresh scratch database (dropped by ``close``)."""
+        assert self.postgres is not None
+        dbname = f"accord_bench_{os.getpid()}_{name}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(self.postgres, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+        self._databases.append(dbname)
+        conninfo = make_conninfo(self.postgres, dbname=dbname)
+        info = conninfo_to_dict(conninfo)
+        user = info.get("user", "")
+        auth = f"{user}:{info['password']}@" if info.get("password") else (f"{user}@" if user else "")
+        return f"postgresql://{auth}{info.get('host', 'localhost')}:{info.get('port', 5432)}/{dbname}"
+
+    def drop(self, url: str) -> None:
+        dbname = conninfo_to_dict(url)["dbname"]
+        if dbname in self._databases and self.postgres is not None:
+            with psycopg.connect(self.postgres, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            self._databases.remove(dbname)
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for dbname in list(self._databases):
+            try:
+                with psycopg.connect(self.postgres, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            except psycopg.Error:
+                pass
+            self._databases.remove(dbname)
+
+    @contextmanager
+    def databases(self) -> Iterator[list[tuple[str, str]]]:
+        """``[(label, url)]`` of fresh SQLite and (when available) PostgreSQL databases."""
+        made = [("SQLite", self.sqlite_url("db"))]
+        if self.postgres:
+            made.append(("PostgreSQL", self.postgres_url("db")))
+        try:
+            yield made
+        finally:
+            for label, url in made:
+                if label == "PostgreSQL":
+                    self.drop(url)
