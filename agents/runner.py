@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from contextvars import ContextVar
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +54,10 @@ class ToolCalls:
             raise PermissionError(f"tool {tool!r} is not declared by this agent")
 
 
+_HANDOFF: ContextVar[Handoff] = ContextVar("accord_handoff")
+"""The handoff of the agent call in progress (the compiled agent is shared between calls)."""
+
+
 class ApprovalGateMiddleware(AgentMiddleware):
     """Holds back tool calls that a declared policy sends to a human.
 
@@ -60,15 +66,14 @@ class ApprovalGateMiddleware(AgentMiddleware):
     Calls that may run get an idempotency key, so a re-run after a crash is a no-op.
     """
 
-    def __init__(self, toolbox: ToolBox, handoff: Handoff) -> None:
+    def __init__(self, toolbox: ToolBox) -> None:
         super().__init__()
         self.toolbox = toolbox
-        self.handoff = handoff
 
     def _intercept(self, request: Any) -> tuple[Any, ToolMessage | None]:
         call = request.tool_call
         args = {k: v for k, v in call["args"].items() if k != IDEMPOTENCY_ARG}
-        key = action_key(self.handoff, call["name"], args)
+        key = action_key(_HANDOFF.get(), call["name"], args)
         action = self.toolbox.gate(call["name"], args, key=key)
         if action is not None:
             message = ToolMessage(
@@ -99,6 +104,8 @@ class AgentRunner:
         self.toolbox = toolbox
         self.models = models
         self.toolbox.subset(spec.tools)  # fail at build time on an unknown tool
+        self._compiled: Any = None
+        self._lock = threading.Lock()
 
     def _validate_input(self, handoff: Handoff) -> None:
         if self.spec.input_schema is not None:
@@ -123,13 +130,25 @@ class AgentRunner:
         return result
 
     # LLM ----------------------------------------------------------------------------------
-    def _agent(self, handoff: Handoff) -> Any:
+    def _agent(self) -> Any:
+        """The agent's ``create_agent`` graph, built on first use (the model is resolved then).
+
+        It runs inside the workflow's node without a checkpointer of its own: the node is the
+        unit of durability, so the inner tool loop adds no checkpoint writes.
+        """
+        with self._lock:
+            if self._compiled is None:
+                self._compiled = self._build_agent()
+            return self._compiled
+
+    def _build_agent(self) -> Any:
         return create_agent(
             model=self.models(self.spec.model or "small"),
             tools=self.toolbox.subset(self.spec.tools),
             system_prompt=self.spec.system_prompt or self.spec.purpose,
+            checkpointer=False,
             middleware=[
-                ApprovalGateMiddleware(self.toolbox, handoff),
+                ApprovalGateMiddleware(self.toolbox),
                 ModelRetryMiddleware(
                     max_retries=self.spec.retry.max_attempts - 1,
                     initial_delay=self.spec.retry.initial_interval,
@@ -168,7 +187,11 @@ class AgentRunner:
         self._validate_input(handoff)
         if self.spec.kind == "rules":
             return self._validate_output(self._run_rules(handoff))
-        state = self._agent(handoff).invoke({"messages": [HumanMessage(handoff.render())]})
+        token = _HANDOFF.set(handoff)
+        try:
+            state = self._agent().invoke({"messages": [HumanMessage(handoff.render())]})
+        finally:
+            _HANDOFF.reset(token)
         return self._validate_output(self._llm_result(state))
 
     async def arun(self, handoff: Handoff) -> AgentResult:
@@ -176,6 +199,10 @@ class AgentRunner:
         if self.spec.kind == "rules":
             # Rule handlers call synchronous tools (SQLite, files): keep them off the event loop.
             return self._validate_output(await asyncio.to_thread(self._run_rules, handoff))
-        agent = self._agent(handoff)
-        state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]})
+        agent = self._agent()
+        token = _HANDOFF.set(handoff)
+        try:
+            state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]})
+        finally:
+            _HANDOFF.reset(token)
         return self._validate_output(self._llm_result(state))
