@@ -11,6 +11,7 @@ from typing import Any, Literal
 from langchain_core.tools import BaseTool
 
 from accord.agents.handoff import ProposedAction
+from accord.agents.ledger import Ledger
 
 IDEMPOTENCY_ARG = "idempotency_key"
 
@@ -78,15 +79,17 @@ class ToolBox:
         func = getattr(tool_obj, "func", None) or getattr(tool_obj, "coroutine", None)
         return func is not None and IDEMPOTENCY_ARG in inspect.signature(func).parameters
 
-    def run(self, tool: str, args: Mapping[str, Any], *, key: str) -> Any:
-        """Run a tool; side-effecting tools receive the idempotency key so a re-run is a no-op."""
-        payload = dict(args)
-        if self.accepts_key(tool):
-            payload[IDEMPOTENCY_ARG] = key
-        return self.tools[tool].invoke(payload)
+    def run(self, tool: str, args: Mapping[str, Any], *, key: str, ledger: Ledger | None = None) -> Any:
+        """Run a tool; side-effecting tools receive the idempotency key so a re-run is a no-op.
 
-    async def arun(self, tool: str, args: Mapping[str, Any], *, key: str) -> Any:
+        With a ledger, a call already recorded under ``key`` returns its recorded result.
+        """
+        if ledger is not None:
+            found, result = ledger.recall(key)
+            if found:
+                return result
         payload = dict(args)
         if self.accepts_key(tool):
             payload[IDEMPOTENCY_ARG] = key
-        return await self.tools[tool].ainvoke(payload)
+        result = self.tools[tool].invoke(payload)
+        return ledger.record(key, tool, result) if ledger is not None else result

@@ -18,6 +18,8 @@ class Handoff:
     """Values of the shared-context keys the agent declares it reads."""
     thread_id: str = ""
     """The thread the task belongs to (for idempotency keys)."""
+    ledger: Any = field(default=None, repr=False, compare=False)
+    """The thread's tool ledger (``accord.agents.ledger.Ledger``), when the graph has a store."""
 
     def render(self) -> str:
         """The handoff as the text an LLM agent sees."""

@@ -45,7 +45,8 @@ class ToolCalls:
     def __call__(self, tool: str, **args: Any) -> Any:
         """Run a tool that needs no approval (side effects keyed for exactly-once)."""
         self._check(tool)
-        result = self._toolbox.run(tool, args, key=action_key(self._handoff, tool, args))
+        key = action_key(self._handoff, tool, args)
+        result = self._toolbox.run(tool, args, key=key, ledger=self._handoff.ledger)
         self.log.append({"tool": tool, "args": args, "result": result})
         return result
 
@@ -87,13 +88,42 @@ class ApprovalGateMiddleware(AgentMiddleware):
             request = request.override(tool_call={**call, "args": {**args, IDEMPOTENCY_ARG: key}})
         return request, None
 
+    @staticmethod
+    def _recalled(request: Any) -> tuple[Any, str, ToolMessage | None]:
+        """A tool call already recorded in the ledger is answered from it (a re-run after a crash)."""
+        handoff = _HANDOFF.get()
+        call = request.tool_call
+        args = {k: v for k, v in call["args"].items() if k != IDEMPOTENCY_ARG}
+        key = action_key(handoff, call["name"], args)
+        if handoff.ledger is None:
+            return None, key, None
+        found, content = handoff.ledger.recall(key)
+        if not found:
+            return handoff.ledger, key, None
+        return handoff.ledger, key, ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
+
+    @staticmethod
+    def _record(ledger: Any, key: str, request: Any, result: Any) -> Any:
+        if ledger is not None and isinstance(result, ToolMessage) and result.status != "error":
+            ledger.record(key, request.tool_call["name"], result.content)
+        return result
+
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         request, held = self._intercept(request)
-        return held if held is not None else handler(request)
+        if held is not None:
+            return held
+        ledger, key, recalled = self._recalled(request)
+        return recalled or self._record(ledger, key, request, handler(request))
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         request, held = self._intercept(request)
-        return held if held is not None else await handler(request)
+        if held is not None:
+            return held
+        ledger, key, recalled = await asyncio.to_thread(self._recalled, request)
+        if recalled is not None:
+            return recalled
+        result = await handler(request)
+        return await asyncio.to_thread(self._record, ledger, key, request, result)
 
 
 class AgentRunner:

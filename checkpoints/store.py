@@ -21,6 +21,7 @@ from accord.checkpoints.connections import (
 )
 from accord.checkpoints.errors import UnsupportedOption
 from accord.checkpoints.urls import Backend, parse_url, resolve_url
+from filelock import FileLock
 from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.postgres import PostgresStore
@@ -56,7 +57,9 @@ def open_store(
         conn = connect_sqlite(db, autocommit=True)
         try:
             store = SqliteStore(conn, ttl=ttl)
-            store.setup()
+            # Its migrations are not safe to run from two processes at once on a new file.
+            with FileLock(f"{db.path}.setup.lock"):
+                store.setup()
             with _sweeping(store):
                 yield store
         finally:

@@ -10,7 +10,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
-from accord.checkpoints import athread_lock, open_async_saver, open_thread_index
+from accord.checkpoints import athread_lock, open_async_saver, open_store, open_thread_index
 from accord.graphs.catalog import CATALOG, load_workflow
 from accord.graphs.errors import AccordError
 
@@ -100,8 +100,10 @@ class Session:
 
     @asynccontextmanager
     async def graph(self, name: str) -> AsyncIterator[Any]:
+        """The graph with accord's saver and store (the store holds the tool ledger)."""
         async with open_async_saver(self.url) as saver:
-            yield load_workflow(name).compile(checkpointer=saver)
+            with open_store(self.url) as store:
+                yield load_workflow(name).compile(checkpointer=saver, store=store)
 
     async def graph_of(self, thread_id: str) -> str:
         """The graph a thread runs on: from the thread index, else from its checkpoints

@@ -17,6 +17,7 @@ from langgraph.types import Command, interrupt
 
 from accord.agents.actions import ToolBox
 from accord.agents.handoff import AgentResult, Handoff
+from accord.agents.ledger import current_ledger
 from accord.agents.models import ModelResolver
 from accord.agents.runner import AgentRunner
 from accord.graphs.approval import ApprovalRequest, parse_decision
@@ -211,7 +212,8 @@ class AgentNode:
         task = (state.get("tasks") or {}).get(task_id, {})
         context = state.get("context") or {}
         reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
-        return Handoff(task_id=task_id, query=task.get("query", ""), context=reads, thread_id=thread_id())
+        return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
+                       thread_id=thread_id(), ledger=current_ledger())
 
     def settle(
         self, state: Mapping[str, Any], result: AgentResult, runner: AgentRunner, note: dict | None = None
@@ -353,7 +355,8 @@ class ApprovalNode:
         else:
             args = {**request.args, **(decision.args or {})}
             try:
-                result = self.toolbox.run(request.action, args, key=pending["idempotency_key"])
+                result = self.toolbox.run(request.action, args, key=pending["idempotency_key"],
+                                          ledger=current_ledger())
             except _PASS_THROUGH:
                 raise
             except Exception as exc:  # the approved action itself failed: recorded, not lost

@@ -89,14 +89,10 @@ POINTS = [
     KillPoint("escalation", "run", "writes:after@3", "triage writes saved, checkpoint not"),
 ]
 
-KNOWN_BUG = pytest.param(
+REREAD_AFTER_REFUND = pytest.param(
     KillPoint("full_refund", "run", "refund:after@1", "agent step reads, refunds, dies, re-runs"),
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="a re-run agent step re-reads the invoice, now refunded, and replies 'already "
-        "refunded in full' instead of 'Refunded $49.00': tool results inside a step are not "
-        "journaled (the refund itself still happens once)",
-    ),
+    # The re-run step gets the invoice it read the first time from the tool ledger, so it
+    # replies as the uninterrupted run did, and the refund itself is not repeated.
     id="full_refund-run-refund:after@1",
 )
 
@@ -236,7 +232,7 @@ def test_uninterrupted_flows_have_their_side_effects(new_sandbox, backend):
         assert [t["status"] for t in outcome.state["tasks"].values()] == ["completed"]
 
 
-@pytest.mark.parametrize("point", [*POINTS, KNOWN_BUG], ids=lambda p: p.id)
+@pytest.mark.parametrize("point", [*POINTS, REREAD_AFTER_REFUND], ids=lambda p: p.id)
 def test_sigkill_then_resume_equals_uninterrupted_run(new_sandbox, backend, point: KillPoint):
     flow = FLOWS[point.flow]
     expected = baseline(new_sandbox, backend, point.flow)

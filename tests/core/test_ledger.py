@@ -1,0 +1,65 @@
+"""The tool ledger: a re-run step sees the tool results its first run saw, from the store."""
+
+from __future__ import annotations
+
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.store.memory import InMemoryStore
+
+from accord.agents import AgentResult, AgentSpec
+from accord.graphs import KeywordRule, Router, Step, Workflow
+
+
+def build(calls: list[int]) -> Workflow:
+    @tool
+    def stock(item: str) -> dict:
+        """How many items are left (changes every call)."""
+        calls.append(1)
+        return {"item": item, "left": 10 - len(calls)}
+
+    def clerk(handoff, tools):
+        return AgentResult(f"{tools('stock', item='pen')['left']} pens left")
+
+    return (
+        Workflow("shop", router=Router(default="clerk", rules=(KeywordRule("clerk", ("pen",)),)),
+                 max_hops=6, tools=[stock])
+        .agent(AgentSpec(id="clerk", purpose="Counts stock", kind="rules", handler=clerk, tools=("stock",)))
+        .transitions({"router": ["clerk", "END"], "clerk": ["router"]})
+    )
+
+
+def replay_clerk(graph, config) -> str:
+    before = next(s for s in graph.get_state_history(config) if s.next == ("clerk",))
+    graph.invoke(None, before.config)
+    return graph.get_state(config).values["messages"][-1].content
+
+
+def test_a_re_run_step_gets_recorded_results_from_the_store() -> None:
+    calls: list[int] = []
+    store = InMemoryStore()
+    graph = build(calls).compile(checkpointer=InMemorySaver(), store=store)
+    config = {"configurable": {"thread_id": "s1"}}
+    graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
+    assert graph.get_state(config).values["messages"][-1].content == "9 pens left"
+    assert replay_clerk(graph, config) == "9 pens left"  # the recorded read, not a new one
+    assert len(calls) == 1
+    (item,) = store.search(("accord", "ledger", "s1"))
+    assert item.value["tool"] == "stock"
+
+
+def test_without_a_store_tools_simply_run_again() -> None:
+    calls: list[int] = []
+    graph = build(calls).compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "s2"}}
+    graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
+    assert replay_clerk(graph, config) == "8 pens left"
+    assert len(calls) == 2
+
+
+def test_each_request_reads_afresh() -> None:
+    calls: list[int] = []
+    graph = build(calls).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
+    config = {"configurable": {"thread_id": "s3"}}
+    for expected in ("9 pens left", "8 pens left"):
+        graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
+        assert graph.get_state(config).values["messages"][-1].content == expected
