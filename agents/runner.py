@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 from contextvars import ContextVar
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain.agents import create_agent
@@ -129,10 +129,18 @@ class ApprovalGateMiddleware(AgentMiddleware):
 class AgentRunner:
     """Runs one :class:`AgentSpec`; the same interface for LLM and rule-based agents."""
 
-    def __init__(self, spec: AgentSpec, toolbox: ToolBox, models: ModelResolver) -> None:
+    def __init__(
+        self,
+        spec: AgentSpec,
+        toolbox: ToolBox,
+        models: ModelResolver,
+        middleware: Sequence[AgentMiddleware] = (),
+    ) -> None:
         self.spec = spec
         self.toolbox = toolbox
         self.models = models
+        self.middleware = tuple(middleware)
+        """Extra langchain middleware for LLM agents (guardrails, PII, call limits)."""
         self.toolbox.subset(spec.tools)  # fail at build time on an unknown tool
         self._compiled: Any = None
         self._lock = threading.Lock()
@@ -178,6 +186,7 @@ class AgentRunner:
             system_prompt=self.spec.system_prompt or self.spec.purpose,
             checkpointer=False,
             middleware=[
+                *self.middleware,
                 ApprovalGateMiddleware(self.toolbox),
                 ModelRetryMiddleware(
                     max_retries=self.spec.retry.max_attempts - 1,

@@ -63,18 +63,26 @@ class Workflow:
         self.context_ttl = context_ttl
         """Shared-context entries older than this expire when the next request starts."""
         self._agents: dict[str, AgentSpec] = {}
+        self._middleware: dict[str, tuple[Any, ...]] = {}
         self._approvals: dict[str, str | None] = {}
         self._nodes: dict[str, NodeFn] = {}
         self._table: dict[str, Sequence[str]] = {}
 
     # declaration ---------------------------------------------------------------------------
-    def agent(self, spec: AgentSpec, *, node: str | None = None) -> Workflow:
-        """Add an agent as a node (named after the spec unless ``node`` is given)."""
+    def agent(
+        self, spec: AgentSpec, *, node: str | None = None, middleware: Sequence[Any] = ()
+    ) -> Workflow:
+        """Add an agent as a node (named after the spec unless ``node`` is given).
+
+        ``middleware`` is langchain ``AgentMiddleware`` for an LLM agent's own loop (for
+        example ``PIIMiddleware`` or ``ToolCallLimitMiddleware``); it runs before accord's gate.
+        """
         name = node or spec.id
         self._check_new(name)
         if spec.id not in self.registry:
             self.registry.register(spec)
         self._agents[name] = spec
+        self._middleware[name] = tuple(middleware)
         return self
 
     def approval(self, name: str, *, return_to: str | None = None) -> Workflow:
@@ -165,7 +173,8 @@ class Workflow:
                 if spec.fallback
                 else None
             )
-            agent = AgentNode(name, AgentRunner(spec, self.toolbox, self.models), moves,
+            runner = AgentRunner(spec, self.toolbox, self.models, self._middleware[name])
+            agent = AgentNode(name, runner, moves,
                               self._return_to(name), fallback)
             # Retries of model calls run inside the agent (ModelRetryMiddleware); timeout and
             # fallback run inside the node, so the drawing holds exactly the declared edges.

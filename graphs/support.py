@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from accord.agents.actions import ApprovalPolicy, idempotency_key
@@ -94,8 +95,13 @@ def build_support(
     use_llm: bool | None = None,
     refund_threshold: float = REFUND_THRESHOLD,
     max_hops: int = 12,
+    middleware: Mapping[str, Sequence[Any]] | None = None,
 ) -> Workflow:
-    """The support workflow, ready to ``compile(checkpointer=...)``."""
+    """The support workflow, ready to ``compile(checkpointer=...)``.
+
+    ``middleware`` maps an agent node (billing, tech, account) to langchain middleware for its
+    LLM agent's own loop.
+    """
     db = db if isinstance(db, SupportDB) else SupportDB(db)
     use_llm = llm_available() if use_llm is None else use_llm
     registry = AgentRegistry(load_specs(spec_file()))
@@ -125,7 +131,7 @@ def build_support(
         registry=registry,
     )
     for node in (BILLING, TECH, ACCOUNT):
-        workflow.agent(registry.get(node + suffix), node=node)
+        workflow.agent(registry.get(node + suffix), node=node, middleware=(middleware or {}).get(node, ()))
     workflow.approval(REFUND_APPROVAL)
     workflow.node(HUMAN_TRIAGE, human_triage(db))
     return workflow.transitions(TRANSITIONS)

@@ -106,3 +106,29 @@ def test_a_small_llm_refund_runs_without_approval(support_db, config):
     assert [(r["invoice_id"], r["amount"]) for r in support_db.refunds()] == [("INV-1001", 49.0)]
     assert [t["status"] for t in out["tasks"].values()] == ["completed"]
     assert model.calls == 2  # the rule tier routed; the agent made two calls
+
+
+def test_agent_middleware_slot_runs_inside_the_llm_agent(tmp_path) -> None:
+    """Middleware given to Workflow.agent wraps the LLM agent's own model calls."""
+    from langchain.agents.middleware import AgentMiddleware
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from accord.agents import ModelResolver
+    from accord.graphs.support import build_support
+    from accord.testing import ScriptedChatModel
+
+    seen: list[int] = []
+
+    class Count(AgentMiddleware):
+        def wrap_model_call(self, request, handler):
+            seen.append(len(request.messages))
+            return handler(request)
+
+    model = ScriptedChatModel(["Try clearing the cache."])
+    workflow = build_support(db=str(tmp_path / "s.db"), use_llm=True,
+                             models=ModelResolver(models={"*": model}), middleware={"tech": [Count()]})
+    graph = workflow.compile(checkpointer=InMemorySaver())
+    out = graph.invoke({"messages": [{"role": "user", "content": "the app crashes on start"}]},
+                       {"configurable": {"thread_id": "mw"}})
+    assert out["messages"][-1].content == "Try clearing the cache."
+    assert seen == [1]  # one model call, seeing only the query-only handoff
