@@ -12,9 +12,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal, TypedDict
 
-from accord.agents.spec import load_specs
-from accord.graphs.support import DESCRIPTIONS, RULES, spec_file
-from accord.graphs.support_db import SupportDB, support_tools
 from langchain.agents import create_agent
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage
@@ -22,6 +19,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command
 from pydantic import BaseModel, Field
+
+from accord.agents.spec import load_specs
+from accord.graphs.support import DESCRIPTIONS, RULES, spec_file
+from accord.graphs.support_db import SupportDB, support_tools
 
 AGENT_NODES = ("billing", "tech", "account")
 

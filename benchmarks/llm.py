@@ -16,9 +16,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from accord.testing import ScriptedChatModel, StructuredReply, ToolCallReply
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
+from accord.testing import ScriptedChatModel, StructuredReply, ToolCallReply
 from benchmarks.workload import AGENTS, EMAILS
 
 INVOICE = re.compile(r"\bINV-\d{4}\b")

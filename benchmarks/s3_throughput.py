@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
 from accord.agents import ModelResolver
 from accord.checkpoints import open_async_saver
 from accord.graphs.support import build_support
 from accord.graphs.support_db import SupportDB
-
 from benchmarks.env import BenchEnv
 from benchmarks.llm import scripted_model
 from benchmarks.plots import lines
@@ -79,7 +79,7 @@ async def _measure(env: BenchEnv, url: str, progress: Any) -> dict[str, Any]:
         await _level(graph, texts, 2, 0.3)  # warm-up
         commits0 = await _commits(url)
         calls0, done0 = model.calls, 0
-        for rep in range(sizes.throughput_repeats):
+        for _rep in range(sizes.throughput_repeats):
             for c in sizes.concurrency:
                 result = await _level(graph, texts, c, sizes.throughput_seconds)
                 results[c].append(result)

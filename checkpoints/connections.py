@@ -15,10 +15,11 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
-from accord.checkpoints.errors import DatabaseUnreachable
-from accord.checkpoints.urls import DatabaseURL, parse_url
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+
+from accord.checkpoints.errors import DatabaseUnreachable
+from accord.checkpoints.urls import DatabaseURL, parse_url
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a database before raising `DatabaseUnreachable`."""

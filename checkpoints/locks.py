@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from accord.checkpoints.connections import CONNECT_TIMEOUT, aconnect_postgres, connect_postgres
 from accord.checkpoints.errors import ThreadBusy
 from accord.checkpoints.urls import Backend, DatabaseURL, parse_url, resolve_url
-from filelock import FileLock, Timeout
 
 POLL_INTERVAL = 0.05
 """Seconds between two attempts to take a busy lock."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from langgraph.checkpoint.memory import InMemorySaver
+
 from accord.checkpoints.keep_latest import (
     TASKS_CHANNEL,
     CheckpointRow,
@@ -13,7 +15,6 @@ from accord.checkpoints.keep_latest import (
     refuse_delta,
     uses_delta,
 )
-from langgraph.checkpoint.memory import InMemorySaver
 
 
 class PruningInMemorySaver(InMemorySaver):

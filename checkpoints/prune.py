@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from accord.checkpoints.connections import CONNECT_TIMEOUT
-from accord.checkpoints.savers import open_saver
-from accord.checkpoints.threads import ThreadIndex, ThreadStatus, open_thread_index, utc_now
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from psycopg_pool import ConnectionPool
+
+from accord.checkpoints.connections import CONNECT_TIMEOUT
+from accord.checkpoints.savers import open_saver
+from accord.checkpoints.threads import ThreadIndex, ThreadStatus, open_thread_index, utc_now
 
 
 @dataclass(frozen=True)

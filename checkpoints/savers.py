@@ -16,6 +16,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import aiosqlite
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
 from accord.checkpoints.connections import (
     CONNECT_TIMEOUT,
     SQLITE_BUSY_TIMEOUT_MS,
@@ -29,9 +33,6 @@ from accord.checkpoints.errors import DatabaseUnreachable
 from accord.checkpoints.memory import PruningInMemorySaver
 from accord.checkpoints.sqlite import PruningAsyncSqliteSaver, PruningSqliteSaver
 from accord.checkpoints.urls import Backend, parse_url, resolve_url
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 
 @contextmanager

@@ -11,6 +11,10 @@ import json
 from collections.abc import Generator, Sequence
 from typing import Any
 
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
 from accord.checkpoints.keep_latest import (
     TASKS_CHANNEL,
     CheckpointRow,
@@ -19,9 +23,6 @@ from accord.checkpoints.keep_latest import (
     refuse_delta,
     uses_delta,
 )
-from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 # One statement, its parameters and whether its rows are sent back into the generator.
 _Statements = Generator[tuple[str, Sequence[Any], bool], list[tuple], None]

@@ -13,6 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from filelock import FileLock
+from langgraph.store.base import BaseStore, TTLConfig
+from langgraph.store.memory import InMemoryStore
+from langgraph.store.postgres import PostgresStore
+from langgraph.store.sqlite import SqliteStore
+
 from accord.checkpoints.connections import (
     CONNECT_TIMEOUT,
     connect_sqlite,
@@ -21,11 +27,6 @@ from accord.checkpoints.connections import (
 )
 from accord.checkpoints.errors import UnsupportedOption
 from accord.checkpoints.urls import Backend, parse_url, resolve_url
-from filelock import FileLock
-from langgraph.store.base import BaseStore, TTLConfig
-from langgraph.store.memory import InMemoryStore
-from langgraph.store.postgres import PostgresStore
-from langgraph.store.sqlite import SqliteStore
 
 DEFAULT_SWEEP_MINUTES = 5
 """How often the sweeper deletes expired items, in minutes."""

@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
 from accord.checkpoints.connections import (
     CONNECT_TIMEOUT,
     connect_sqlite,
@@ -24,8 +27,6 @@ from accord.checkpoints.connections import (
     run_setup_once,
 )
 from accord.checkpoints.urls import Backend, parse_url, resolve_url
-from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware."""

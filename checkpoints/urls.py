@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from accord.checkpoints.errors import UnknownScheme
 from psycopg.conninfo import conninfo_to_dict
+
+from accord.checkpoints.errors import UnknownScheme
 
 ENV_VAR = "ACCORD_DB_URL"
 """Environment variable read when no URL is given."""

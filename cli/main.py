@@ -13,12 +13,13 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from accord.checkpoints import open_thread_index
-from accord.graphs.approval import parse_decision
-from accord.graphs.catalog import CATALOG, load_workflow
-from accord.graphs.errors import AccordError
 from accord.cli.app import DB_HELP, USER_ERRORS, app, emit, err, fail, guarded, out
 from accord.cli.render import LiveView
 from accord.cli.session import RunOutcome, Session
+from accord.graphs.approval import parse_decision
+from accord.graphs.catalog import CATALOG, load_workflow
+from accord.graphs.errors import AccordError
+
 
 def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
     choice = Prompt.ask("approve / reject / edit", choices=["approve", "reject", "edit"], console=err)

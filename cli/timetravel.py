@@ -13,10 +13,11 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from accord.checkpoints import prune as prune_db
+from accord.checkpoints.threads import open_thread_index
 from accord.checkpoints.timetravel import fork as fork_thread
 from accord.checkpoints.timetravel import history as thread_history
-from accord.checkpoints.timetravel import parse_assignments, replay as replay_thread
-from accord.checkpoints.threads import open_thread_index
+from accord.checkpoints.timetravel import parse_assignments
+from accord.checkpoints.timetravel import replay as replay_thread
 from accord.cli.app import DB_HELP, USER_ERRORS, app, emit, fail, guarded, out
 from accord.cli.render import LiveView
 from accord.cli.session import Session, describe

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -26,7 +25,6 @@ from accord.graphs.router import RouteDecision, Router
 from accord.graphs.state import FINISHED_STATUSES, HOPS_RESET, audit_event, utcnow
 from accord.graphs.transitions import TransitionTable
 from accord.guardrails.base import InputGuardrail, run_input_guardrails
-
 
 _PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded)
 """Interrupts and the hop budget are never swallowed by a fallback."""

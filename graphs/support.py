@@ -9,10 +9,12 @@ ones run. ``graph`` is exported for ``langgraph dev`` (compiled without a checkp
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
+
+from langchain_core.messages import AIMessage
 
 from accord.agents.actions import ApprovalPolicy, idempotency_key
 from accord.agents.models import ModelResolver, llm_available
@@ -23,7 +25,6 @@ from accord.graphs.nodes import Step, latest_request, thread_id
 from accord.graphs.router import KeywordRule, LLMClassifier, PatternRule, Router
 from accord.graphs.state import audit_event, utcnow
 from accord.graphs.support_db import SupportDB, support_tools
-from langchain_core.messages import AIMessage
 
 ROUTER, BILLING, TECH, ACCOUNT = "router", "billing", "tech", "account"
 REFUND_APPROVAL, HUMAN_TRIAGE = "refund_approval", "human_triage"

@@ -23,9 +23,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from accord.checkpoints import open_async_saver
 from accord.checkpoints.urls import parse_url, resolve_url
-from langgraph.checkpoint.base import BaseCheckpointSaver
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from accord.testing.replies import Reply, StructuredReply, ToolCallReply
 from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
+
+from accord.testing.replies import Reply, StructuredReply, ToolCallReply
 
 __all__ = ["completion_body", "reply_to_message", "request_messages", "stream_chunks"]
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from accord.testing.network import RealModelCallBlocked, block_real_network
 
 __all__ = ["API_KEY_ENV_VARS", "RealModelCallBlocked", "block_real_model_calls"]

@@ -19,13 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from accord.testing.replies import (
-    Reply,
-    ReplyScript,
-    StructuredReply,
-    TokenCounter,
-    ToolCallReply,
-)
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
@@ -33,6 +26,14 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
+
+from accord.testing.replies import (
+    Reply,
+    ReplyScript,
+    StructuredReply,
+    TokenCounter,
+    ToolCallReply,
+)
 
 __all__ = ["ScriptedChatModel"]
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from accord.checkpoints import open_async_saver, open_saver
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import Capability
+
+from accord.checkpoints import open_async_saver, open_saver
 
 _SYNC_TO_ASYNC = {
     "put": "aput",

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+
 from accord.checkpoints import ThreadBusy, athread_lock, thread_lock
 from accord.checkpoints.locks import advisory_key
 

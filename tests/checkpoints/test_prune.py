@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from accord.checkpoints import (
     expire_threads,
     open_saver,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
 from accord.checkpoints import (
     CheckpointError,
     DatabaseUnreachable,
@@ -13,7 +15,6 @@ from accord.checkpoints import (
     open_saver,
     resolve_url,
 )
-from langgraph.checkpoint.base import BaseCheckpointSaver
 
 
 def _cfg(thread_id: str) -> dict:

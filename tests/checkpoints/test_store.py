@@ -6,8 +6,9 @@ import time
 import uuid
 
 import pytest
-from accord.checkpoints import UnsupportedOption, open_store
 from langgraph.store.base import BaseStore
+
+from accord.checkpoints import UnsupportedOption, open_store
 
 
 def test_store_put_get_search(db_url):

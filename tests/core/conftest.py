@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
+
 from accord.graphs import Step
 from accord.graphs.support_db import SupportDB
-from langchain_core.messages import AIMessage
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import sys
 import textwrap
 
 import pytest
+from pydantic import ValidationError
+
 from accord.agents import AgentRegistry, AgentResult, AgentSpec, RegistryError, load_specs
 from accord.graphs import KeywordRule, Router, Workflow
-from pydantic import ValidationError
 
 
 def handler(handoff, tools):

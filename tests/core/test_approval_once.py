@@ -6,9 +6,10 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+from langgraph.types import Command
+
 from accord.checkpoints import open_saver
 from accord.graphs.support import build_support
-from langgraph.types import Command
 
 REFUND = "Please refund invoice INV-1002, I was charged twice"
 THREAD = {"configurable": {"thread_id": "refund-once"}}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import AIMessage
+
 from accord.agents import AgentResult, AgentSpec, ApprovalPolicy
 from accord.graphs import KeywordRule, Router, Step, Workflow, WorkflowBuildError
-from langchain_core.messages import AIMessage
 
 
 def finish(state: dict) -> Step:

@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+
 from accord.graphs.support import build_support
 from accord.graphs.support_db import SupportDB
 

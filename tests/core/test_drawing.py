@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from langgraph.graph import END, START
+
 from accord.graphs import Router, Step, Workflow
 from accord.graphs.support import TRANSITIONS, build_support
-from langgraph.graph import END, START
 
 
 @pytest.mark.parametrize("use_llm", [False, True])

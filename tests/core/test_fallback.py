@@ -4,13 +4,14 @@ with no fallback the task fails and the run goes to the error path."""
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import AIMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
 from accord.agents import AgentResult, AgentSpec, ModelResolver
 from accord.graphs import Router, Step, Workflow
 from accord.graphs.support import build_support
 from accord.testing import ScriptedChatModel
-from langchain_core.messages import AIMessage
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import Command
 
 
 def always_failing() -> ScriptedChatModel:

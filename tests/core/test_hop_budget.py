@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from accord.agents import AgentResult, AgentSpec
-from accord.graphs import HopBudgetExceeded, Router, Step, Workflow
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphRecursionError
+
+from accord.agents import AgentResult, AgentSpec
+from accord.graphs import HopBudgetExceeded, Router, Step, Workflow
 
 
 def ask(graph, config=None) -> dict:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import AIMessage
+
 from accord.agents import AgentResult, AgentSpec
 from accord.graphs import AccordError, Router, Step, Workflow
-from langchain_core.messages import AIMessage
 
 TABLE = {"router": ["a", "END"], "a": ["b"], "b": ["c", "END"], "c": ["END"]}
 

@@ -7,7 +7,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
 
 from accord.agents import AgentResult, AgentSpec
-from accord.graphs import KeywordRule, Router, Step, Workflow
+from accord.graphs import KeywordRule, Router, Workflow
 
 
 def build(calls: list[int]) -> Workflow:

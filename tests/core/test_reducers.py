@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
 from accord.agents import AgentResult, AgentSpec
 from accord.graphs import Router, Step, Workflow
 from accord.graphs.state import (
@@ -14,8 +17,6 @@ from accord.graphs.state import (
     merge_context,
     merge_records,
 )
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send
 
 
 def test_merge_records_updates_fields_of_a_record():

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from accord.graphs import ApprovalDecision, InvalidResume, parse_decision
-from accord.graphs.support import build_support
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+
+from accord.graphs import ApprovalDecision, InvalidResume, parse_decision
+from accord.graphs.support import build_support
 
 REFUND = "Please refund invoice INV-1002, I was charged twice"
 

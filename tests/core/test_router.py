@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from langchain_core.messages import AIMessage
+
 from accord.agents import ModelResolver
 from accord.graphs import (
     KeywordRule,
@@ -16,7 +18,6 @@ from accord.graphs import (
     Workflow,
 )
 from accord.testing import ScriptedChatModel, StructuredReply
-from langchain_core.messages import AIMessage
 
 ROUTER = Router(
     default="triage",

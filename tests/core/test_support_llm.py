@@ -4,11 +4,12 @@ the approval of a held refund (approve / reject / edit)."""
 from __future__ import annotations
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
 from accord.agents import ModelResolver
 from accord.graphs.support import build_support
 from accord.testing import ScriptedChatModel, StructuredReply, ToolCallReply
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import Command
 
 # Matches no routing rule, so the LLM tier classifies it.
 BILLED_TWICE = "I was billed twice last month and want my money back"

@@ -3,10 +3,11 @@ OpenAI-compatible server (OPENAI_BASE_URL), with no injected model."""
 
 from __future__ import annotations
 
-from accord.graphs.support import build_support
-from accord.testing import OpenAICompatServer, StructuredReply, ToolCallReply
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+
+from accord.graphs.support import build_support
+from accord.testing import OpenAICompatServer, StructuredReply, ToolCallReply
 
 
 def test_support_routes_and_answers_over_http(support_db, config, monkeypatch):

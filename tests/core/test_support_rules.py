@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from accord.graphs.support import build_support
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+
+from accord.graphs.support import build_support
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from langgraph.checkpoint.memory import InMemorySaver
+
 from accord.agents import AgentResult, AgentSpec, Handoff
 from accord.graphs import KeywordRule, Router, Workflow
-from langgraph.checkpoint.memory import InMemorySaver
 
 SEEN: list[Handoff] = []
 

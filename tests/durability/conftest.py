@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+
 from accord.testing.pytest_plugin import API_KEY_ENV_VARS
 
 HERE = Path(__file__).parent

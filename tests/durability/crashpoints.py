@@ -74,6 +74,8 @@ def _around(owner: Any, attr: str, name: Callable[..., str] | str) -> None:
 
 
 def _instrument() -> None:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
     from accord.agents.actions import ToolBox
     from accord.agents.runner import AgentRunner
     from accord.checkpoints import threads
@@ -82,7 +84,6 @@ def _instrument() -> None:
     from accord.graphs.nodes import ApprovalNode
     from accord.graphs.router import Router
     from accord.graphs.support_db import SupportDB
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
     # checkpoint writes: a step's task writes, then the step's checkpoint
     for saver in (PruningAsyncSqliteSaver, AsyncPostgresSaver):

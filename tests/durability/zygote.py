@@ -28,9 +28,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import crashpoints
+
 import accord.cli.main as cli
 import accord.graphs.support  # noqa: F401  - imported here, not in every child
-import crashpoints
 from accord.graphs.catalog import load_workflow
 
 load_workflow("support")  # warm every lazy import the build does

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from accord.checkpoints import open_saver
-from accord.graphs.catalog import CATALOG
-from accord.server import accord_saver
 from blockbuster import BlockBuster
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
+
+from accord.checkpoints import open_saver
+from accord.graphs.catalog import CATALOG
+from accord.server import accord_saver
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.constants import START
+from langgraph_sdk import get_client
+
 from accord.checkpoints import open_saver
 from accord.graphs.support import build_support
 from accord.graphs.support_db import SupportDB
-from langgraph.constants import START
-from langgraph_sdk import get_client
 
 REQUEST = "Please refund invoice INV-1002, I was charged twice"
 APPROVE = {"decision": "approve", "by": "studio-user"}
@@ -145,6 +146,7 @@ async def test_dev_server_on_postgres(serve, tmp_path: Path, postgres_url: str) 
 @pytest.mark.timeout(400)
 async def test_thread_paused_in_the_server_is_approved_from_the_cli(serve, tmp_path: Path) -> None:
     """Resume from anywhere: a Studio/SDK thread finishes through `accord resume` in another process."""
+    import asyncio
     import subprocess
     import sys
 
@@ -154,7 +156,8 @@ async def test_thread_paused_in_the_server_is_approved_from_the_cli(serve, tmp_p
     env = {"ACCORD_DB_URL": db_url, "ACCORD_SUPPORT_DB": str(support_db)}
     with serve(workdir, env) as server:
         thread_id = await start_and_check(server.url, support_db)
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-P", "-m", "accord.cli.main", "resume", thread_id, "--approve",
          "--by", "cli-user", "--db", db_url, "--json"],
         capture_output=True, text=True, timeout=120,

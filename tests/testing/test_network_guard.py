@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import httpx2
 import pytest
+from langchain_openai import ChatOpenAI
+
 from accord.testing import OpenAICompatServer, RealModelCallBlocked, block_real_network
 from accord.testing.network import is_loopback
-from langchain_openai import ChatOpenAI
 
 
 def test_chat_openai_to_api_openai_com_is_blocked_fast(block_real_model_calls: list[str]) -> None:

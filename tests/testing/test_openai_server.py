@@ -7,12 +7,13 @@ import json
 import httpx
 import openai
 import pytest
-from accord.testing import OpenAICompatServer, StructuredReply, ToolCallReply
 from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
+
+from accord.testing import OpenAICompatServer, StructuredReply, ToolCallReply
 
 
 class Person(BaseModel):

@@ -7,11 +7,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from accord.testing import ScriptedChatModel, ScriptExhausted, StructuredReply, ToolCallReply
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
+
+from accord.testing import ScriptedChatModel, ScriptExhausted, StructuredReply, ToolCallReply
 
 
 class Person(BaseModel):
