@@ -14,9 +14,10 @@ import hashlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 
+import psycopg
 from filelock import FileLock, Timeout
 
 from accord.checkpoints.connections import CONNECT_TIMEOUT, aconnect_postgres, connect_postgres
@@ -88,8 +89,10 @@ def thread_lock(
             try:
                 yield
             finally:
-                if not conn.closed:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                # A session the server has ended holds no lock any more: nothing to release.
+                with suppress(psycopg.OperationalError):
+                    if not conn.closed:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
     elif db.backend is Backend.SQLITE:
         path = lock_file(db, thread_id)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +132,10 @@ async def athread_lock(
             try:
                 yield
             finally:
-                if not conn.closed:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                # A session the server has ended holds no lock any more: nothing to release.
+                with suppress(psycopg.OperationalError):
+                    if not conn.closed:
+                        await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
     elif db.backend is Backend.SQLITE:
         path = lock_file(db, thread_id)
         path.parent.mkdir(parents=True, exist_ok=True)
