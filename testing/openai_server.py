@@ -36,13 +36,13 @@ from accord.testing.openai_wire import (
     request_messages,
     stream_chunks,
 )
-from accord.testing.replies import Reply, ReplyScript, ScriptExhausted, TokenCounter
+from accord.testing.replies import CountsUsage, Reply, ReplyScript, ScriptExhausted, TokenCounter
 from accord.testing.scripted_model import forced_tool_name
 
 __all__ = ["OpenAICompatServer"]
 
 
-class OpenAICompatServer:
+class OpenAICompatServer(CountsUsage):
     """A scripted OpenAI-compatible HTTP server on a free loopback port."""
 
     def __init__(
@@ -136,25 +136,9 @@ class OpenAICompatServer:
         with self._lock:
             return list(self._errors)
 
-    @property
-    def calls(self) -> int:
-        """Chat completion requests answered (or attempted)."""
-        return self._tokens.calls
 
-    @property
-    def prompt_tokens(self) -> int:
-        """Estimated prompt tokens over all requests."""
-        return self._tokens.prompt_tokens
 
-    @property
-    def completion_tokens(self) -> int:
-        """Estimated completion tokens over all replies."""
-        return self._tokens.completion_tokens
 
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus completion tokens."""
-        return self._tokens.total_tokens
 
     @property
     def remaining(self) -> int:

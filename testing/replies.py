@@ -185,3 +185,29 @@ class TokenCounter:
     def total_tokens(self) -> int:
         """Prompt plus completion tokens."""
         return self.prompt_tokens + self.completion_tokens
+
+
+class CountsUsage:
+    """Call and token counters read from ``self._tokens`` (a :class:`TokenCounter`)."""
+
+    _tokens: TokenCounter
+
+    @property
+    def calls(self) -> int:
+        """Requests made so far (including ones that raised)."""
+        return self._tokens.calls
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Estimated prompt tokens over all requests."""
+        return self._tokens.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        """Estimated completion tokens over all replies."""
+        return self._tokens.completion_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self._tokens.total_tokens

@@ -28,6 +28,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
 
 from accord.testing.replies import (
+    CountsUsage,
     Reply,
     ReplyScript,
     StructuredReply,
@@ -51,7 +52,7 @@ def forced_tool_name(tool_choice: Any) -> str | None:
     return None
 
 
-class ScriptedChatModel(BaseChatModel):
+class ScriptedChatModel(CountsUsage, BaseChatModel):
     """A chat model that answers from a script of replies, then from a responder.
 
     Supports `bind_tools`, `with_structured_output` (pydantic models, dict / JSON
@@ -90,10 +91,6 @@ class ScriptedChatModel(BaseChatModel):
 
     # -- counters ---------------------------------------------------------------------------
 
-    @property
-    def calls(self) -> int:
-        """Requests made so far (including ones that raised)."""
-        return self._tokens.calls
 
     @property
     def call_log(self) -> list[list[BaseMessage]]:
@@ -101,20 +98,8 @@ class ScriptedChatModel(BaseChatModel):
         with self._lock:
             return [list(messages) for messages in self._call_log]
 
-    @property
-    def prompt_tokens(self) -> int:
-        """Estimated prompt tokens over all requests."""
-        return self._tokens.prompt_tokens
 
-    @property
-    def completion_tokens(self) -> int:
-        """Estimated completion tokens over all replies."""
-        return self._tokens.completion_tokens
 
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus completion tokens."""
-        return self._tokens.total_tokens
 
     @property
     def bound_tools(self) -> list[str]:
