@@ -15,6 +15,7 @@ from accord.agents.registry import RegistryError
 from accord.checkpoints import CheckpointError
 from accord.cli.session import RunOutcome
 from accord.graphs.errors import AccordError
+from accord.guardrails import GuardrailTripwireTriggered
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run, inspect and resume accord workflows.")
@@ -23,7 +24,8 @@ err = Console(stderr=True)
 
 DB_HELP = "Database URL: sqlite:///path, postgresql://..., memory:// (default: $ACCORD_DB_URL or sqlite:///.accord/accord.db)"
 USER_ERRORS = (
-    AccordError, CheckpointError, RegistryError, ValueError, KeyError, LookupError,
+    AccordError, CheckpointError, RegistryError, GuardrailTripwireTriggered, ValueError,
+    KeyError, LookupError,
     psycopg.Error, sqlite3.Error, OSError,
 )
 """Errors a user can cause (bad input, bad config, unreachable database): one line, exit 2."""

@@ -13,6 +13,7 @@ from langgraph.types import Command
 from accord.checkpoints import athread_lock, open_async_saver, open_store, open_thread_index
 from accord.graphs.catalog import CATALOG, load_workflow
 from accord.graphs.errors import AccordError
+from accord.guardrails import GuardrailTripwireTriggered, run_input_guardrails
 
 OnUpdate = Callable[[str, Any], None]
 
@@ -149,6 +150,9 @@ class Session:
         return outcome
 
     async def run(self, name: str, message: str, thread_id: str, on_update: OnUpdate) -> RunOutcome:
+        tripped = run_input_guardrails(load_workflow(name).input_guardrails, message)
+        if tripped is not None:  # refused before anything is saved
+            raise GuardrailTripwireTriggered(tripped)
         payload = {"messages": [{"role": "user", "content": message}]}
 
         def check(snapshot: Any) -> None:

@@ -82,3 +82,11 @@ def test_unknown_db_scheme(accord, command):
 
 def test_unknown_status_filter(accord, db):
     user_error(accord("threads", "--status", "sleeping", "--db", db), "unknown status 'sleeping'")
+
+
+def test_oversize_message_is_refused_before_anything_is_saved(accord, db):
+    line = user_error(accord("run", "support", "x" * 9000, "--db", db, "--thread", "big"),
+                      "message is 9000 characters; the limit is 8000")
+    assert "max_input_length" in line
+    listed = accord("threads", "--db", db, "--json")
+    assert listed.returncode == 0 and "big" not in listed.stdout
