@@ -40,6 +40,11 @@ def idempotency_key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+def _takes_key(tool: BaseTool) -> bool:
+    func = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
+    return func is not None and IDEMPOTENCY_ARG in inspect.signature(func).parameters
+
+
 class ToolBox:
     """The tools of a workflow by name, with the approval policies that gate them."""
 
@@ -48,6 +53,7 @@ class ToolBox:
     ) -> None:
         self.tools: dict[str, BaseTool] = {t.name: t for t in tools}
         self.policies: tuple[ApprovalPolicy, ...] = tuple(policies)
+        self._keyed = frozenset(name for name, t in self.tools.items() if _takes_key(t))
 
     def subset(self, names: Iterable[str]) -> list[BaseTool]:
         missing = [n for n in names if n not in self.tools]
@@ -75,9 +81,8 @@ class ToolBox:
         )
 
     def accepts_key(self, tool: str) -> bool:
-        tool_obj = self.tools[tool]
-        func = getattr(tool_obj, "func", None) or getattr(tool_obj, "coroutine", None)
-        return func is not None and IDEMPOTENCY_ARG in inspect.signature(func).parameters
+        """Whether the tool takes an ``idempotency_key`` (a side-effecting tool)."""
+        return tool in self._keyed
 
     def run(self, tool: str, args: Mapping[str, Any], *, key: str, ledger: Ledger | None = None) -> Any:
         """Run a tool; side-effecting tools receive the idempotency key so a re-run is a no-op.

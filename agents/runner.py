@@ -71,59 +71,52 @@ class ApprovalGateMiddleware(AgentMiddleware):
         super().__init__()
         self.toolbox = toolbox
 
-    def _intercept(self, request: Any) -> tuple[Any, ToolMessage | None]:
+    def _prepare(self, request: Any) -> tuple[Any, str, ToolMessage | None]:
+        """The request to run, its key, and an answer when the tool must not run now.
+
+        A call a policy holds is answered "held for approval" (the action in the artifact); a
+        call already in the ledger is answered with its recorded result (a re-run after a
+        crash); any other call runs, with the idempotency key when the tool takes one.
+        """
+        handoff = _HANDOFF.get()
         call = request.tool_call
         args = {k: v for k, v in call["args"].items() if k != IDEMPOTENCY_ARG}
-        key = action_key(_HANDOFF.get(), call["name"], args)
+        key = action_key(handoff, call["name"], args)
         action = self.toolbox.gate(call["name"], args, key=key)
         if action is not None:
-            message = ToolMessage(
+            held = ToolMessage(
                 content=f"{call['name']} is held for human approval ({action.reason}).",
                 tool_call_id=call["id"],
                 name=call["name"],
                 artifact={PENDING_ARTIFACT: action.as_dict()},
             )
-            return request, message
+            return request, key, held
+        if handoff.ledger is not None:
+            found, content = handoff.ledger.recall(key)
+            if found:
+                return request, key, ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
         if self.toolbox.accepts_key(call["name"]):
             request = request.override(tool_call={**call, "args": {**args, IDEMPOTENCY_ARG: key}})
-        return request, None
+        return request, key, None
 
     @staticmethod
-    def _recalled(request: Any) -> tuple[Any, str, ToolMessage | None]:
-        """A tool call already recorded in the ledger is answered from it (a re-run after a crash)."""
-        handoff = _HANDOFF.get()
-        call = request.tool_call
-        args = {k: v for k, v in call["args"].items() if k != IDEMPOTENCY_ARG}
-        key = action_key(handoff, call["name"], args)
-        if handoff.ledger is None:
-            return None, key, None
-        found, content = handoff.ledger.recall(key)
-        if not found:
-            return handoff.ledger, key, None
-        return handoff.ledger, key, ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
-
-    @staticmethod
-    def _record(ledger: Any, key: str, request: Any, result: Any) -> Any:
+    def _record(key: str, request: Any, result: Any) -> Any:
+        ledger = _HANDOFF.get().ledger
         if ledger is not None and isinstance(result, ToolMessage) and result.status != "error":
             ledger.record(key, request.tool_call["name"], result.content)
         return result
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        request, held = self._intercept(request)
-        if held is not None:
-            return held
-        ledger, key, recalled = self._recalled(request)
-        return recalled or self._record(ledger, key, request, handler(request))
+        request, key, answer = self._prepare(request)
+        return answer if answer is not None else self._record(key, request, handler(request))
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        request, held = self._intercept(request)
-        if held is not None:
-            return held
-        ledger, key, recalled = await asyncio.to_thread(self._recalled, request)
-        if recalled is not None:
-            return recalled
+        # The ledger is a synchronous store: keep its I/O off the event loop.
+        request, key, answer = await asyncio.to_thread(self._prepare, request)
+        if answer is not None:
+            return answer
         result = await handler(request)
-        return await asyncio.to_thread(self._record, ledger, key, request, result)
+        return await asyncio.to_thread(self._record, key, request, result)
 
 
 class AgentRunner:

@@ -257,14 +257,15 @@ class AgentNode:
         goto = self.return_to
         return self.transitions.command(self.name, state, Step(goto, update))
 
-    def _failed(self, state: Mapping[str, Any], error: BaseException, runner: AgentRunner) -> Step:
+    def _failed(self, state: Mapping[str, Any], error: BaseException, runner: AgentRunner) -> Command:
+        """The task failed (no fallback, or the fallback failed too): the error path."""
         task_id = state.get("active_task") or ""
         message = f"{type(error).__name__}: {error}".strip()
-        return Step(self.transitions.error_node or self.return_to, {
+        return self.transitions.command(self.name, state, Step(self.transitions.error_node or self.return_to, {
             "tasks": {task_id: {"status": "failed", "updated_at": utcnow(), "result": message}},
             "errors": [{"at": utcnow(), "node": self.name, "agent": runner.spec.id, "error": message}],
             "audit": [audit_event("agent_failed", node=self.name, agent=runner.spec.id, error=message)],
-        })
+        }))
 
     def _note(self, error: BaseException) -> dict[str, Any]:
         assert self.fallback is not None
@@ -279,13 +280,13 @@ class AgentNode:
             raise
         except Exception as error:  # the declared fallback takes over, else the error path
             if self.fallback is None:
-                return self.transitions.command(self.name, state, self._failed(state, error, self.runner))
+                return self._failed(state, error, self.runner)
             try:
                 result = self.fallback.run(handoff)
             except _PASS_THROUGH:
                 raise
             except Exception as second:
-                return self.transitions.command(self.name, state, self._failed(state, second, self.fallback))
+                return self._failed(state, second, self.fallback)
             return self.settle(state, result, self.fallback, self._note(error))
 
     async def arun(self, state: dict[str, Any]) -> Command:
@@ -300,13 +301,13 @@ class AgentNode:
             if isinstance(error, TimeoutError):
                 error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout}s")
             if self.fallback is None:
-                return self.transitions.command(self.name, state, self._failed(state, error, self.runner))
+                return self._failed(state, error, self.runner)
             try:
                 result = await self.fallback.arun(handoff)
             except _PASS_THROUGH:
                 raise
             except Exception as second:
-                return self.transitions.command(self.name, state, self._failed(state, second, self.fallback))
+                return self._failed(state, second, self.fallback)
             return self.settle(state, result, self.fallback, self._note(error))
 
 
