@@ -10,7 +10,14 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
-from accord.checkpoints import athread_lock, open_async_saver, open_store, open_thread_index
+from accord.checkpoints import (
+    ThreadIndex,
+    athread_lock,
+    open_async_saver,
+    open_store,
+    open_thread_index,
+)
+from accord.graphs.builder import Workflow
 from accord.graphs.catalog import CATALOG, load_workflow
 from accord.graphs.errors import AccordError
 from accord.guardrails import GuardrailTripwireTriggered, run_input_guardrails
@@ -98,13 +105,20 @@ class Session:
     def __init__(self, url: str | None, *, lock_wait: float = 0.0) -> None:
         self.url = url
         self.lock_wait = lock_wait
+        self._workflows: dict[str, Workflow] = {}
+
+    def workflow(self, name: str) -> Workflow:
+        """The named workflow, built once per session."""
+        if name not in self._workflows:
+            self._workflows[name] = load_workflow(name)
+        return self._workflows[name]
 
     @asynccontextmanager
     async def graph(self, name: str) -> AsyncIterator[Any]:
         """The graph with accord's saver and store (the store holds the tool ledger)."""
         async with open_async_saver(self.url) as saver:
             with open_store(self.url) as store:
-                yield load_workflow(name).compile(checkpointer=saver, store=store)
+                yield self.workflow(name).compile(checkpointer=saver, store=store)
 
     async def graph_of(self, thread_id: str) -> str:
         """The graph a thread runs on: from the thread index, else from its checkpoints
@@ -120,42 +134,46 @@ class Session:
             return graph_id
         raise ThreadNotFound(f"unknown thread {thread_id!r}")
 
-    def _record(self, outcome: RunOutcome) -> None:
-        with open_thread_index(self.url) as index:
-            index.upsert(outcome.thread_id, graph=outcome.graph, status=outcome.status,
-                         pending=outcome.interrupt)
+    @staticmethod
+    def _record(index: ThreadIndex, outcome: RunOutcome) -> None:
+        index.upsert(outcome.thread_id, graph=outcome.graph, status=outcome.status,
+                     pending=outcome.interrupt)
 
     async def _drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate,
-                     check: Callable[[Any], None] | None = None) -> RunOutcome:
+                     check: Callable[[Any, ThreadIndex], None]) -> RunOutcome:
         config = {"configurable": {"thread_id": thread_id}}
         async with athread_lock(self.url, thread_id, wait=self.lock_wait), self.graph(name) as graph:
-            if check is not None:
-                check(await graph.aget_state(config))
             with open_thread_index(self.url) as index:
-                index.upsert(thread_id, graph=name, status="running")
-            error = None
-            try:
-                # "sync": each step's checkpoint is on disk before the next step starts, so a
-                # crash never loses a step whose side effects already happened (crash recovery).
-                async for chunk in graph.astream(payload, config, stream_mode="updates",
-                                                 durability="sync"):
-                    for node, update in chunk.items():
-                        on_update(node, update)
-            except AccordError as exc:
-                error = str(exc)
-            except Exception as exc:  # noqa: BLE001 - a failed run is recorded, not lost
-                error = f"{type(exc).__name__}: {exc}"
-            outcome = describe(thread_id, name, await graph.aget_state(config), error)
-        self._record(outcome)
+                return await self._stream(graph, index, name, thread_id, config, payload, on_update, check)
+
+    async def _stream(self, graph: Any, index: ThreadIndex, name: str, thread_id: str,
+                      config: dict[str, Any], payload: Any, on_update: OnUpdate,
+                      check: Callable[[Any, ThreadIndex], None]) -> RunOutcome:
+        check(await graph.aget_state(config), index)
+        index.upsert(thread_id, graph=name, status="running")
+        error = None
+        try:
+            # "sync": each step's checkpoint is on disk before the next step starts, so a
+            # crash never loses a step whose side effects already happened (crash recovery).
+            async for chunk in graph.astream(payload, config, stream_mode="updates",
+                                             durability="sync"):
+                for node, update in chunk.items():
+                    on_update(node, update)
+        except AccordError as exc:
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a failed run is recorded, not lost
+            error = f"{type(exc).__name__}: {exc}"
+        outcome = describe(thread_id, name, await graph.aget_state(config), error)
+        self._record(index, outcome)
         return outcome
 
     async def run(self, name: str, message: str, thread_id: str, on_update: OnUpdate) -> RunOutcome:
-        tripped = run_input_guardrails(load_workflow(name).input_guardrails, message)
+        tripped = run_input_guardrails(self.workflow(name).input_guardrails, message)
         if tripped is not None:  # refused before anything is saved
             raise GuardrailTripwireTriggered(tripped)
         payload = {"messages": [{"role": "user", "content": message}]}
 
-        def check(snapshot: Any) -> None:
+        def check(snapshot: Any, index: ThreadIndex) -> None:
             if snapshot.interrupts:
                 raise NotWaiting(
                     f"thread {thread_id!r} is waiting for an approval; answer it with accord resume"
@@ -170,7 +188,7 @@ class Session:
     async def resume(self, thread_id: str, decision: dict[str, Any] | None, on_update: OnUpdate) -> RunOutcome:
         name = await self.graph_of(thread_id)
 
-        def check(snapshot: Any) -> None:
+        def check(snapshot: Any, index: ThreadIndex) -> None:
             if not snapshot.values:
                 raise ThreadNotFound(
                     f"thread {thread_id!r} has no saved checkpoint (it stopped before its first "
@@ -179,7 +197,7 @@ class Session:
             if decision is None and (snapshot.interrupts or finished(snapshot)):
                 # A crash after the last checkpoint but before the index was updated leaves the
                 # index saying "running": set it right, so `accord threads` lists the approval.
-                self._record(describe(thread_id, name, snapshot))
+                self._record(index, describe(thread_id, name, snapshot))
             if decision is not None and not snapshot.interrupts:
                 state = "finished" if finished(snapshot) else "not waiting for a decision"
                 raise NotWaiting(f"thread {thread_id!r} is {state}; there is nothing to approve")
