@@ -4,8 +4,8 @@ from accord.agents.actions import ApprovalPolicy, ToolBox
 from accord.agents.handoff import AgentResult, Handoff, ProposedAction
 from accord.agents.models import ModelResolver, llm_available
 from accord.agents.registry import AgentRegistry, RegistryError
-from accord.agents.runner import AgentRunner, ToolCalls
-from accord.agents.spec import AgentSpec, RetrySpec, load_specs
+from accord.agents.runner import AgentRunner, ToolCalls, ToolNotDeclared
+from accord.agents.spec import AgentSpec, RetrySpec, SpecError, load_specs
 
 __all__ = [
     "AgentRegistry",
@@ -18,8 +18,10 @@ __all__ = [
     "ProposedAction",
     "RegistryError",
     "RetrySpec",
+    "SpecError",
     "ToolBox",
     "ToolCalls",
+    "ToolNotDeclared",
     "llm_available",
     "load_specs",
 ]

@@ -58,7 +58,9 @@ class ToolBox:
     def subset(self, names: Iterable[str]) -> list[BaseTool]:
         missing = [n for n in names if n not in self.tools]
         if missing:
-            raise KeyError(f"unknown tool(s): {', '.join(missing)}")
+            from accord.agents.registry import RegistryError
+
+            raise RegistryError(f"unknown tool(s): {', '.join(missing)}")
         return [self.tools[n] for n in names]
 
     def policy_for(self, tool: str, args: Mapping[str, Any]) -> ApprovalPolicy | None:
@@ -97,4 +99,6 @@ class ToolBox:
         if self.accepts_key(tool):
             payload[IDEMPOTENCY_ARG] = key
         result = self.tools[tool].invoke(payload)
-        return ledger.record(key, tool, result) if ledger is not None else result
+        if ledger is None:
+            return result
+        return ledger.record(key, tool, result, idempotent=self.accepts_key(tool))

@@ -19,7 +19,7 @@ class Handoff:
     thread_id: str = ""
     """The thread the task belongs to (for idempotency keys)."""
     ledger: Any = field(default=None, repr=False, compare=False)
-    """The thread's tool ledger (``accord.agents.ledger.Ledger``), when the graph has a store."""
+    """The run's tool ledger (``accord.agents.ledger.Ledger``), when it runs on accord's saver."""
 
     def render(self) -> str:
         """The handoff as the text an LLM agent sees."""

@@ -1,60 +1,65 @@
 """The tool ledger: results of a step's tool calls, recorded durably as they happen.
 
-LangGraph re-runs a whole node after a crash or a resume. Side-effecting tools already take an
+LangGraph re-runs a whole node after a crash or a resume. Side-effecting tools take an
 idempotency key, so they do not act twice; the ledger also makes the re-run *see* what the first
-run saw: every tool result of a task is stored under its call's key in the graph's
-``BaseStore`` (``compile(store=...)``) before the step goes on, and a re-run gets the recorded
-result back instead of calling the tool again. Without a store, tools simply run.
+run saw: every tool result of a task is recorded under its call's key (in accord's saver, the
+same database as the checkpoints, together with whatever the run had not written yet) before
+the step goes on, and a re-run gets the recorded result back instead of calling the tool again.
+That holds for a user's tool with no idempotency of its own too. Outside a run on accord's
+saver, tools simply run.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.config import get_config, get_store
-from langgraph.store.base import BaseStore
+from langgraph.config import get_config
 
-NAMESPACE = ("accord", "ledger")
+from accord.checkpoints.runs import RUN_KEY, RunHandle
 
 
 @dataclass(frozen=True)
 class Ledger:
-    """Recorded tool results of one thread."""
+    """Recorded tool results of one task of one run."""
 
-    store: BaseStore
-    """Where results are kept (the graph's store)."""
-    thread_id: str
-    """The thread whose results these are."""
+    handle: RunHandle
+    """The run (its saver keeps the ledger)."""
+    task_id: str
+    """The task whose calls these are."""
 
     @property
-    def namespace(self) -> tuple[str, ...]:
-        return (*NAMESPACE, self.thread_id)
+    def thread_id(self) -> str:
+        return self.handle.thread_id
 
     def recall(self, key: str) -> tuple[bool, Any]:
         """``(True, result)`` when the call was recorded, else ``(False, None)``."""
-        item = self.store.get(self.namespace, key)
-        return (True, json.loads(item.value["json"])) if item is not None else (False, None)
+        return self.handle.saver.ledger_recall(self.handle, self.task_id, key)
 
-    def record(self, key: str, tool: str, result: Any) -> Any:
-        """Store a result and return it in the form a re-run will see.
+    def record(self, key: str, tool: str, result: Any, *, idempotent: bool = False) -> Any:
+        """Record a result; return it in the form a re-run will see (a JSON round trip, kept
+        as text so PostgreSQL's ``jsonb`` cannot reorder it).
 
-        Kept as JSON text, not a JSON object: PostgreSQL's ``jsonb`` reorders keys, and a
-        re-run must see the result exactly as the first run did.
+        A tool with no idempotency of its own is recorded durably before the step goes on; an
+        ``idempotent`` one (it takes an idempotency key) with the run's next write.
         """
-        text = json.dumps(result, default=str)
-        self.store.put(self.namespace, key, {"tool": tool, "json": text})
-        return json.loads(text)
+        return self.handle.saver.ledger_record(self.handle, key, tool, result, not idempotent)
+
+    async def arecall(self, key: str) -> tuple[bool, Any]:
+        return await self.handle.saver.aledger_recall(self.handle, self.task_id, key)
+
+    async def arecord(self, key: str, tool: str, result: Any, *, idempotent: bool = False) -> Any:
+        return await self.handle.saver.aledger_record(self.handle, key, tool, result,
+                                                      not idempotent)
 
 
-def current_ledger() -> Ledger | None:
-    """The ledger of the running node's thread, when the graph has a store."""
+def current_ledger(task_id: str) -> Ledger | None:
+    """The ledger of the running node's run, when it runs on accord's saver."""
     try:
-        store = get_store()
-        thread_id = get_config().get("configurable", {}).get("thread_id")
+        configurable = get_config().get("configurable", {})
     except RuntimeError:  # not inside a graph run
         return None
-    if store is None or not thread_id:
+    handle = configurable.get(RUN_KEY)
+    if not isinstance(handle, RunHandle) or handle.saver is None:
         return None
-    return Ledger(store, str(thread_id))
+    return Ledger(handle, task_id)

@@ -57,3 +57,23 @@ class ModelResolver:
                 # so any OpenAI-compatible server works.
                 self._cache[ref] = init_chat_model(self.resolve_name(ref), temperature=0)
             return self._cache[ref]
+
+
+TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+"""HTTP statuses worth another attempt."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether another attempt may succeed: a timeout, a dropped connection, 429 or 5xx.
+
+    Validation errors and other 4xx answers are not: the same request fails the same way.
+    """
+    if isinstance(error, TimeoutError | ConnectionError):
+        return True
+    status = getattr(error, "status_code", None) or getattr(
+        getattr(error, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return status in TRANSIENT_STATUS or status >= 500
+    name = type(error).__name__
+    return name in {"APIConnectionError", "APITimeoutError", "ReadTimeout", "ConnectTimeout",
+                    "RemoteProtocolError", "ReadError"}

@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from rich.table import Table
 
 from accord.agents.spec import AgentSpec
+from accord.errors import AccordError
 
 
-class RegistryError(ValueError):
+class RegistryError(AccordError):
     """The set of agents is inconsistent (duplicate version, conflicting responsibility)."""
 
 
@@ -43,11 +44,11 @@ class AgentRegistry:
     def get(self, agent_id: str, version: str | None = None) -> AgentSpec:
         versions = self._specs.get(agent_id)
         if not versions:
-            raise KeyError(f"unknown agent {agent_id!r}; known: {', '.join(sorted(self._specs))}")
+            raise RegistryError(f"unknown agent {agent_id!r}; known: {', '.join(sorted(self._specs))}")
         if version is None:
             return versions[max(versions, key=_version_key)]
         if version not in versions:
-            raise KeyError(f"agent {agent_id!r} has no version {version}")
+            raise RegistryError(f"agent {agent_id!r} has no version {version}")
         return versions[version]
 
     def __contains__(self, agent_id: str) -> bool:

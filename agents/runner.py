@@ -12,14 +12,20 @@ from typing import Any
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRetryMiddleware
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from pydantic import ValidationError
 
 from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
 from accord.agents.handoff import AgentResult, Handoff, ProposedAction
 from accord.agents.models import ModelResolver
 from accord.agents.spec import AgentSpec
+from accord.errors import AccordError
 
 PENDING_ARTIFACT = "accord_pending"
+
+
+class ToolNotDeclared(AccordError):
+    """An agent called a tool its spec does not declare."""
 
 
 def action_key(handoff: Handoff, tool: str, args: dict[str, Any]) -> str:
@@ -52,7 +58,7 @@ class ToolCalls:
 
     def _check(self, tool: str) -> None:
         if tool not in self._allowed:
-            raise PermissionError(f"tool {tool!r} is not declared by this agent")
+            raise ToolNotDeclared(f"tool {tool!r} is not declared by this agent")
 
 
 _HANDOFF: ContextVar[Handoff] = ContextVar("accord_handoff")
@@ -72,11 +78,12 @@ class ApprovalGateMiddleware(AgentMiddleware):
         self.toolbox = toolbox
 
     def _prepare(self, request: Any) -> tuple[Any, str, ToolMessage | None]:
-        """The request to run, its key, and an answer when the tool must not run now.
+        """The request to run, its key, and an answer when a policy holds the call.
 
-        A call a policy holds is answered "held for approval" (the action in the artifact); a
-        call already in the ledger is answered with its recorded result (a re-run after a
-        crash); any other call runs, with the idempotency key when the tool takes one.
+        A held call is answered "held for approval" (the action in the artifact); a call
+        already in the ledger is answered with its recorded result (a re-run after a crash,
+        looked up by the caller); any other call runs, with the idempotency key when the tool
+        takes one.
         """
         handoff = _HANDOFF.get()
         call = request.tool_call
@@ -91,32 +98,33 @@ class ApprovalGateMiddleware(AgentMiddleware):
                 artifact={PENDING_ARTIFACT: action.as_dict()},
             )
             return request, key, held
-        if handoff.ledger is not None:
-            found, content = handoff.ledger.recall(key)
-            if found:
-                return request, key, ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
         if self.toolbox.accepts_key(call["name"]):
             request = request.override(tool_call={**call, "args": {**args, IDEMPOTENCY_ARG: key}})
         return request, key, None
 
     @staticmethod
-    def _record(key: str, request: Any, result: Any) -> Any:
-        ledger = _HANDOFF.get().ledger
-        if ledger is not None and isinstance(result, ToolMessage) and result.status != "error":
-            ledger.record(key, request.tool_call["name"], result.content)
-        return result
+    def _recordable(result: Any) -> bool:
+        return isinstance(result, ToolMessage) and result.status != "error"
 
-    def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        request, key, answer = self._prepare(request)
-        return answer if answer is not None else self._record(key, request, handler(request))
+    @staticmethod
+    def _recorded(request: Any, content: Any) -> ToolMessage:
+        call = request.tool_call
+        return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        # The ledger is a synchronous store: keep its I/O off the event loop.
-        request, key, answer = await asyncio.to_thread(self._prepare, request)
+        request, key, answer = self._prepare(request)
+        if answer is None and (ledger := _HANDOFF.get().ledger) is not None:
+            found, content = await ledger.arecall(key)
+            if found:
+                answer = self._recorded(request, content)
         if answer is not None:
             return answer
         result = await handler(request)
-        return await asyncio.to_thread(self._record, key, request, result)
+        if (ledger := _HANDOFF.get().ledger) is not None and self._recordable(result):
+            name = request.tool_call["name"]
+            await ledger.arecord(key, name, result.content,
+                                 idempotent=self.toolbox.accepts_key(name))
+        return result
 
 
 class AgentRunner:
@@ -215,26 +223,19 @@ class AgentRunner:
         )
 
     # public -------------------------------------------------------------------------------
-    def run(self, handoff: Handoff) -> AgentResult:
-        self._validate_input(handoff)
-        if self.spec.kind == "rules":
-            return self._validate_output(self._run_rules(handoff))
-        token = _HANDOFF.set(handoff)
-        try:
-            state = self._agent().invoke({"messages": [HumanMessage(handoff.render())]})
-        finally:
-            _HANDOFF.reset(token)
-        return self._validate_output(self._llm_result(state))
-
     async def arun(self, handoff: Handoff) -> AgentResult:
+        """Run the agent on a handoff (rule handlers run in a worker thread)."""
         self._validate_input(handoff)
         if self.spec.kind == "rules":
-            # Rule handlers call synchronous tools (SQLite, files): keep them off the event loop.
             return self._validate_output(await asyncio.to_thread(self._run_rules, handoff))
         agent = self._agent()
         token = _HANDOFF.set(handoff)
         try:
-            state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]})
+            # The inner loop gets a durability of its own: under a parent run at
+            # durability="sync" a checkpointer-less graph that inherits it fails on
+            # `_put_checkpoint_fut` (see tests/core/test_inner_durability.py).
+            state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]},
+                                        {"configurable": {CONFIG_KEY_DURABILITY: "exit"}})
         finally:
             _HANDOFF.reset(token)
         return self._validate_output(self._llm_result(state))

@@ -8,10 +8,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from accord.errors import AccordError
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class SpecError(AccordError):
+    """An agent spec (a YAML file or its data) is invalid; the message says where."""
 
 
 def import_object(path: str) -> Any:
@@ -117,7 +130,18 @@ def load_specs(path: str | Path) -> list[AgentSpec]:
     files = sorted(path.glob("*.y*ml")) if path.is_dir() else [path]
     specs: list[AgentSpec] = []
     for file in files:
-        data = yaml.safe_load(file.read_text())
+        try:
+            data = yaml.safe_load(file.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SpecError(f"{file}: {str(exc).splitlines()[0]}") from None
         for item in data if isinstance(data, list) else [data]:
-            specs.append(AgentSpec.model_validate(item))
+            try:
+                specs.append(AgentSpec.model_validate(item))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err.get("loc", ()))
+                what = err.get("msg", "").removeprefix("Value error, ")
+                name = item.get("id", "?") if isinstance(item, dict) else "?"
+                raise SpecError(f"{file}: agent {name}: {where}: {what}" if where
+                                else f"{file}: agent {name}: {what}") from None
     return specs

@@ -21,8 +21,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, Field
 
 from accord.agents.spec import load_specs
-from accord.graphs.support import DESCRIPTIONS, RULES, spec_file
-from accord.graphs.support_db import SupportDB, support_tools
+from accord.graphs.support import DESCRIPTIONS, RULES, SupportDB, spec_file, support_tools
 
 AGENT_NODES = ("billing", "tech", "account")
 

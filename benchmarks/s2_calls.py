@@ -9,8 +9,7 @@ from typing import Any
 
 from accord.agents import ModelResolver
 from accord.checkpoints import open_saver
-from accord.graphs.support import build_support
-from accord.graphs.support_db import SupportDB
+from accord.graphs.support import SupportDB, build_support
 from benchmarks.env import BenchEnv
 from benchmarks.llm import scripted_model
 from benchmarks.plots import grouped_bars

@@ -15,8 +15,7 @@ import psycopg
 
 from accord.agents import ModelResolver
 from accord.checkpoints import open_async_saver
-from accord.graphs.support import build_support
-from accord.graphs.support_db import SupportDB
+from accord.graphs.support import SupportDB, build_support
 from benchmarks.env import BenchEnv
 from benchmarks.llm import scripted_model
 from benchmarks.plots import lines

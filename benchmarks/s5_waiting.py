@@ -13,8 +13,7 @@ import psycopg
 from langgraph.types import Command
 
 from accord.checkpoints import open_async_saver, open_saver, open_thread_index
-from accord.graphs.support import build_support
-from accord.graphs.support_db import SupportDB
+from accord.graphs.support import SupportDB, build_support
 from benchmarks.env import BenchEnv, rss_bytes
 from benchmarks.plots import lines
 from benchmarks.s4_resume import APPROVE, REFUND, THRESHOLD

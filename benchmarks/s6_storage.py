@@ -10,8 +10,7 @@ import psycopg
 from accord.agents import ModelResolver
 from accord.checkpoints import open_saver, prune
 from accord.checkpoints.prune import measure
-from accord.graphs.support import build_support
-from accord.graphs.support_db import SupportDB
+from accord.graphs.support import SupportDB, build_support
 from benchmarks.env import BenchEnv
 from benchmarks.llm import scripted_model
 from benchmarks.plots import grouped_bars

@@ -18,8 +18,7 @@ from langgraph.graph.message import add_messages
 from langgraph_supervisor import create_supervisor
 
 from accord.agents.spec import load_specs
-from accord.graphs.support import DESCRIPTIONS, spec_file
-from accord.graphs.support_db import SupportDB, support_tools
+from accord.graphs.support import DESCRIPTIONS, SupportDB, spec_file, support_tools
 
 AGENT_NODES = ("billing", "tech", "account")
 

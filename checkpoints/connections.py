@@ -5,18 +5,18 @@ Nothing here connects at import; every function opens what it returns and the ca
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from accord.checkpoints.errors import DatabaseUnreachable
 from accord.checkpoints.urls import DatabaseURL, parse_url
@@ -71,25 +71,6 @@ def run_setup_once(kind: str, url: str, setup: Callable[[], None]) -> None:
         _setup_done.add(key)
 
 
-async def arun_setup_once(kind: str, url: str, setup: Callable[[], Any]) -> None:
-    """Async twin of `run_setup_once`; `setup` returns an awaitable."""
-    key = (kind, url)
-    if key in _setup_done:
-        return
-    async with await aconnect_postgres(parse_url(url)) as conn:
-        deadline = time.monotonic() + SETUP_WAIT
-        while True:
-            row = await (await conn.execute(_TRY_LOCK, (SETUP_LOCK_KEY,))).fetchone()
-            if row and row["ok"]:
-                break
-            if time.monotonic() > deadline:
-                raise DatabaseUnreachable(parse_url(url).display, "schema set-up lock not free")
-            await asyncio.sleep(0.05)
-        await setup()
-    with _setup_lock:
-        _setup_done.add(key)
-
-
 def connect_sqlite(db: DatabaseURL, *, autocommit: bool = False) -> sqlite3.Connection:
     """A SQLite connection for many threads, in WAL mode with a busy timeout.
 
@@ -129,15 +110,6 @@ def probe_postgres(db: DatabaseURL, timeout: float = CONNECT_TIMEOUT) -> None:
         raise DatabaseUnreachable(db.display, _reason(exc)) from None
 
 
-async def aprobe_postgres(db: DatabaseURL, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Async twin of `probe_postgres`."""
-    try:
-        conn = await psycopg.AsyncConnection.connect(db.url, connect_timeout=max(1, round(timeout)))
-        await conn.close()
-    except psycopg.Error as exc:
-        raise DatabaseUnreachable(db.display, _reason(exc)) from None
-
-
 def connect_postgres(db: DatabaseURL, timeout: float = CONNECT_TIMEOUT) -> psycopg.Connection:
     """One dedicated autocommit connection (for session-level advisory locks)."""
     try:
@@ -146,32 +118,49 @@ def connect_postgres(db: DatabaseURL, timeout: float = CONNECT_TIMEOUT) -> psyco
         raise DatabaseUnreachable(db.display, _reason(exc)) from None
 
 
-async def aconnect_postgres(
-    db: DatabaseURL, timeout: float = CONNECT_TIMEOUT
-) -> psycopg.AsyncConnection:
-    """Async twin of `connect_postgres`."""
-    try:
-        return await psycopg.AsyncConnection.connect(
-            db.url, connect_timeout=max(1, round(timeout)), **PG_KWARGS
-        )
-    except psycopg.Error as exc:
-        raise DatabaseUnreachable(db.display, _reason(exc)) from None
+IDLE_CHECK_SECONDS = 2.0
+"""A pooled connection idle longer than this is pinged before use; a busier one is not."""
+
+POOL_WAIT = 60.0
+"""Seconds a caller waits for a free pooled connection under load."""
+
+_returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _note_returned(conn: psycopg.Connection) -> None:
+    """Pool ``reset`` callback: remember when the connection was last in use."""
+    _returned[conn] = time.monotonic()
+
+
+def check_if_idle(conn: psycopg.Connection) -> None:
+    """Pool ``check`` callback: a round trip only for a connection idle a while.
+
+    A connection the server or a proxy dropped is found here (or, if it was dropped while in
+    steady use, by the statement that fails on it: accord's writes are idempotent and retried
+    once on a fresh connection).
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("connection is closed")
+    last = _returned.get(conn)
+    if last is None or time.monotonic() - last > IDLE_CHECK_SECONDS:
+        conn.execute("")
 
 
 @contextmanager
 def postgres_pool(
-    db: DatabaseURL, *, timeout: float = CONNECT_TIMEOUT, max_size: int = 10
+    db: DatabaseURL, *, timeout: float = CONNECT_TIMEOUT, max_size: int = 20
 ) -> Iterator[ConnectionPool]:
-    """An open pool whose broken connections are checked and replaced before use."""
+    """An open pool: connections idle a while are checked before use, dropped ones replaced."""
     probe_postgres(db, timeout)
     pool = ConnectionPool(
         db.url,
         min_size=1,
         max_size=max_size,
         kwargs=PG_KWARGS,
-        check=ConnectionPool.check_connection,
+        check=check_if_idle,
+        reset=_note_returned,
         open=False,
-        timeout=timeout,
+        timeout=POOL_WAIT,
         name="accord",
     )
     try:
@@ -183,30 +172,3 @@ def postgres_pool(
         yield pool
     finally:
         pool.close()
-
-
-@asynccontextmanager
-async def apostgres_pool(
-    db: DatabaseURL, *, timeout: float = CONNECT_TIMEOUT, max_size: int = 10
-) -> AsyncIterator[AsyncConnectionPool]:
-    """Async twin of `postgres_pool`."""
-    await aprobe_postgres(db, timeout)
-    pool = AsyncConnectionPool(
-        db.url,
-        min_size=1,
-        max_size=max_size,
-        kwargs=PG_KWARGS,
-        check=AsyncConnectionPool.check_connection,
-        open=False,
-        timeout=timeout,
-        name="accord-async",
-    )
-    try:
-        await pool.open(wait=True, timeout=timeout)
-    except PoolTimeout as exc:
-        await pool.close()
-        raise DatabaseUnreachable(db.display, _reason(exc)) from None
-    try:
-        yield pool
-    finally:
-        await pool.close()

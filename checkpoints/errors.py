@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from accord.errors import AccordError
 
-class CheckpointError(Exception):
+
+class CheckpointError(AccordError):
     """Base class of every error accord.checkpoints raises on purpose."""
 
 
@@ -32,11 +34,45 @@ class UnsupportedOption(CheckpointError, ValueError):
     """An option was asked of a backend that does not support it."""
 
 
-class ThreadBusy(CheckpointError, RuntimeError):
-    """Another writer holds the thread's lock."""
+class ThreadBusy(CheckpointError):
+    """Another writer holds the thread."""
 
     def __init__(self, thread_id: str, *, waited: float = 0.0) -> None:
         self.thread_id = thread_id
         self.waited = waited
         extra = f" after waiting {waited:g}s" if waited else ""
         super().__init__(f"thread {thread_id!r} is busy: another writer holds its lock{extra}")
+
+
+class WriterFenced(CheckpointError):
+    """This run lost its thread to another writer: its writes are refused, nothing forks."""
+
+    def __init__(self, thread_id: str, epoch: int) -> None:
+        self.thread_id = thread_id
+        self.epoch = epoch
+        super().__init__(
+            f"thread {thread_id!r} was taken over by another writer; this run (epoch {epoch}) "
+            "may not write to it any more"
+        )
+
+
+class ThreadNotFound(CheckpointError, LookupError):
+    """No thread with that id in the database."""
+
+
+class CheckpointNotFound(CheckpointError, LookupError):
+    """No checkpoint with that id in the thread."""
+
+
+class CorruptCheckpoint(CheckpointError):
+    """A stored checkpoint cannot be read back."""
+
+    def __init__(self, thread_id: str, checkpoint_id: str | None, reason: str) -> None:
+        self.thread_id = thread_id
+        self.checkpoint_id = checkpoint_id
+        self.reason = reason
+        where = f"checkpoint {checkpoint_id}" if checkpoint_id else "its latest checkpoint"
+        super().__init__(
+            f"thread {thread_id!r}: {where} cannot be read ({reason}); earlier checkpoints are "
+            "intact: see accord history, then replay or fork from one of them"
+        )

@@ -1,34 +1,33 @@
-"""One writer per thread: `thread_lock(url, thread_id)` excludes other holders, across processes.
+"""Thread locks: while a run holds its thread, another run of it waits or gets ``ThreadBusy``.
 
-- PostgreSQL: a session advisory lock (`pg_try_advisory_lock`) on a dedicated connection.
-- SQLite: a file lock in `<db>.locks/` next to the database file.
-- memory: a lock local to this process (memory savers are local to it too).
+The lock saves wasted work; the fence (the thread's ``epoch``, checked in every write) is what
+keeps a second writer from forking a thread. Each backend uses what dies with the process:
 
-Each polls until `wait` seconds pass, then raises `ThreadBusy`; the lock is always released on exit.
+- PostgreSQL: session advisory locks, all held on one lock session per saver; a killed process
+  or an ended session releases them (a run then learns at its next write whether another
+  run took the thread);
+- SQLite: a file lock per thread in ``<db>.locks/`` next to the database file;
+- memory: a lock per thread inside this process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 from filelock import FileLock, Timeout
 
-from accord.checkpoints.connections import CONNECT_TIMEOUT, aconnect_postgres, connect_postgres
 from accord.checkpoints.errors import ThreadBusy
-from accord.checkpoints.urls import Backend, DatabaseURL, parse_url, resolve_url
 
 POLL_INTERVAL = 0.05
 """Seconds between two attempts to take a busy lock."""
 
-_process_locks_guard = threading.Lock()
-_process_locks: dict[str, threading.Lock] = {}
+T = TypeVar("T")
 
 
 def advisory_key(thread_id: str) -> int:
@@ -37,126 +36,144 @@ def advisory_key(thread_id: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def lock_file(db: DatabaseURL, thread_id: str) -> Path:
-    """The lock file of a thread in a SQLite database: `<db>.locks/<sha256>.lock`."""
-    assert db.path is not None
-    name = hashlib.sha256(thread_id.encode()).hexdigest()
-    return db.path.with_name(db.path.name + ".locks") / f"{name}.lock"
-
-
-def _process_lock(thread_id: str) -> threading.Lock:
-    with _process_locks_guard:
-        return _process_locks.setdefault(thread_id, threading.Lock())
-
-
-def _poll(try_once: Callable[[], bool], thread_id: str, wait: float) -> None:
+def poll(try_once: Callable[[], T | None], thread_id: str, wait: float) -> T:
+    """Call ``try_once`` until it returns something, for at most ``wait`` seconds."""
     deadline = time.monotonic() + wait
-    while not try_once():
+    while True:
+        got = try_once()
+        if got is not None:
+            return got
         if time.monotonic() >= deadline:
             raise ThreadBusy(thread_id, waited=wait)
         time.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
 
 
-async def _apoll(try_once: Callable[[], object], thread_id: str, wait: float) -> None:
-    deadline = time.monotonic() + wait
-    while True:
-        got = try_once()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return
-        if time.monotonic() >= deadline:
-            raise ThreadBusy(thread_id, waited=wait)
-        await asyncio.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+class ProcessLocks:
+    """Per-thread locks local to this process (``memory://``)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held: set[str] = set()
+
+    def acquire(self, thread_id: str, wait: float) -> str:
+        def once() -> str | None:
+            with self._guard:
+                if thread_id in self._held:
+                    return None
+                self._held.add(thread_id)
+                return thread_id
+
+        return poll(once, thread_id, wait)
+
+    def release(self, token: str) -> None:
+        with self._guard:
+            self._held.discard(token)
 
 
-@contextmanager
-def thread_lock(
-    url: str | None, thread_id: str, *, wait: float = 0.0, timeout: float = CONNECT_TIMEOUT
-) -> Iterator[None]:
-    """Hold the thread's writer lock for the block; raise `ThreadBusy` if not free within `wait` s."""
-    db = parse_url(resolve_url(url))
-    thread_id = str(thread_id)
-    if db.backend is Backend.POSTGRES:
-        key = advisory_key(thread_id)
-        with connect_postgres(db, timeout) as conn:
+class FileLocks:
+    """Per-thread file locks next to a SQLite database."""
 
-            def try_once() -> bool:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
-                return bool(row and row["ok"])
+    def __init__(self, db_path: Path) -> None:
+        self.folder = db_path.with_name(db_path.name + ".locks")
 
-            _poll(try_once, thread_id, wait)
+    def path(self, thread_id: str) -> Path:
+        return self.folder / f"{hashlib.sha256(thread_id.encode()).hexdigest()}.lock"
+
+    def acquire(self, thread_id: str, wait: float) -> FileLock:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.path(thread_id), thread_local=False, is_singleton=False)
+
+        def once() -> FileLock | None:
             try:
-                yield
-            finally:
-                # A session the server has ended holds no lock any more: nothing to release.
-                with suppress(psycopg.OperationalError):
-                    if not conn.closed:
-                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-    elif db.backend is Backend.SQLITE:
-        path = lock_file(db, thread_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path, thread_local=False, is_singleton=False)
-        _poll(lambda: _try_file_lock(lock), thread_id, wait)
-        try:
-            yield
-        finally:
-            lock.release()
-    else:
-        plock = _process_lock(thread_id)
-        _poll(lambda: plock.acquire(blocking=False), thread_id, wait)
-        try:
-            yield
-        finally:
-            plock.release()
+                lock.acquire(timeout=0)
+            except Timeout:
+                return None
+            return lock
 
+        return poll(once, thread_id, wait)
 
-@asynccontextmanager
-async def athread_lock(
-    url: str | None, thread_id: str, *, wait: float = 0.0, timeout: float = CONNECT_TIMEOUT
-) -> AsyncIterator[None]:
-    """Async twin of `thread_lock`."""
-    db = parse_url(resolve_url(url))
-    thread_id = str(thread_id)
-    if db.backend is Backend.POSTGRES:
-        key = advisory_key(thread_id)
-        conn = await aconnect_postgres(db, timeout)
-        async with conn:
+    def release(self, token: FileLock) -> None:
+        token.release()
 
-            async def try_once() -> bool:
-                cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,))
-                row = await cur.fetchone()
-                return bool(row and row["ok"])
-
-            await _apoll(try_once, thread_id, wait)
+    def forget(self, thread_ids: list[str]) -> None:
+        """Remove the lock files of deleted threads (a held one stays)."""
+        for thread_id in thread_ids:
+            path = self.path(thread_id)
+            lock = FileLock(path, thread_local=False, is_singleton=False)
             try:
-                yield
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                path.unlink(missing_ok=True)
             finally:
-                # A session the server has ended holds no lock any more: nothing to release.
-                with suppress(psycopg.OperationalError):
-                    if not conn.closed:
-                        await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
-    elif db.backend is Backend.SQLITE:
-        path = lock_file(db, thread_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path, thread_local=False, is_singleton=False)
-        await _apoll(lambda: _try_file_lock(lock), thread_id, wait)
-        try:
-            yield
-        finally:
-            lock.release()
-    else:
-        plock = _process_lock(thread_id)
-        await _apoll(lambda: plock.acquire(blocking=False), thread_id, wait)
-        try:
-            yield
-        finally:
-            plock.release()
+                lock.release()
 
 
-def _try_file_lock(lock: FileLock) -> bool:
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    return True
+class LockSession:
+    """One PostgreSQL session that holds this process's thread locks (advisory locks).
+
+    Claims run on it (the lock and the claim are one statement); a run's end releases its key.
+    If the server ends the session, the next use reconnects and takes the live runs' keys
+    again; a key another process took meanwhile marks that run fenced.
+    """
+
+    def __init__(self, connect: Callable[[], psycopg.Connection]) -> None:
+        self._connect = connect
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+        self._held: dict[int, Any] = {}
+        """Advisory key -> the run handle holding it."""
+
+    def run(self, fn: Callable[[psycopg.Connection], T]) -> T:
+        """Run ``fn`` on the lock session (reconnecting once if the server ended it)."""
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._session()
+                try:
+                    return fn(conn)
+                except psycopg.OperationalError:
+                    if attempt == 2 or not (conn.closed or conn.broken):
+                        raise
+                    self._conn = None
+            raise AssertionError("unreachable")
+
+    def _session(self) -> psycopg.Connection:
+        if self._conn is not None and not (self._conn.closed or self._conn.broken):
+            return self._conn
+        lost = self._conn is not None
+        self._conn = self._connect()
+        if lost:  # the locks died with the old session: take them again or lose the thread
+            for key, handle in list(self._held.items()):
+                row = self._conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
+                if not row["ok"]:
+                    handle.fenced = True
+                    del self._held[key]
+        return self._conn
+
+    def hold(self, key: int, handle: Any) -> None:
+        with self._lock:
+            self._held[key] = handle
+
+    def release(self, key: int) -> None:
+        def unlock(conn: psycopg.Connection) -> None:
+            self._held.pop(key, None)
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+        try:
+            self.run(unlock)
+        except psycopg.OperationalError:
+            pass  # a session that is gone holds no lock
+
+    def forget(self, handle: Any) -> None:
+        """Stop tracking a run whose key was released inside its last transaction."""
+        with self._lock:
+            for key, held in list(self._held.items()):
+                if held is handle:
+                    del self._held[key]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,39 +1,175 @@
-"""`InMemorySaver` with `prune`, so `memory://` supports what the other backends do."""
+"""accord's in-memory saver: ``InMemorySaver`` with runs and ``prune``, so ``memory://``
+supports what the other backends do (within one process)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.memory import InMemorySaver
 
+from accord.checkpoints.accord_saver import AccordSaver
+from accord.checkpoints.journal import Claim, ClaimRule
 from accord.checkpoints.keep_latest import (
     TASKS_CHANNEL,
     CheckpointRow,
-    check_strategy,
     plan_keep_latest,
     refuse_delta,
     uses_delta,
 )
+from accord.checkpoints.locks import ProcessLocks
+from accord.checkpoints.runs import RunHandle, RunSpec
+from accord.checkpoints.threads import ThreadRecord
+from accord.records import AuditEvent, ThreadStatus
+
+T = TypeVar("T")
 
 
-class PruningInMemorySaver(InMemorySaver):
-    """The stock in-memory saver plus `prune` / `aprune` (`keep_latest` and `delete`)."""
+class MemoryJournal:
+    """accord's tables as dicts (the same operations as ``journal.Dialect``)."""
 
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Prune the threads' checkpoints; see `accord.checkpoints.keep_latest` for what is kept."""
-        ids = check_strategy(thread_ids, strategy)
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.threads: dict[str, ThreadRecord] = {}
+        self.events: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {}
+        self.ledger: dict[tuple[str, str], str] = {}
+
+    def read_thread(self, _cur: Any, thread_id: str) -> ThreadRecord | None:
+        return self.threads.get(thread_id)
+
+    def claim(self, spec: RunSpec, rule: ClaimRule, has_checkpoints: bool, now: datetime) -> Claim:
+        previous = self.threads.get(spec.thread_id)
+        has_ledger = any(t == spec.thread_id for t, _ in self.ledger)
+        if not rule.allows(previous, has_checkpoints):
+            return Claim(None, previous, previous.input if previous else None, has_checkpoints,
+                         has_ledger)
+        recorded = spec.input if spec.input is not None else (previous.input if previous else None)
+        record = ThreadRecord(
+            thread_id=spec.thread_id,
+            graph=spec.graph or (previous.graph if previous else None),
+            status=ThreadStatus.RUNNING,
+            created_at=previous.created_at if previous else now,
+            updated_at=now,
+            head=previous.head if previous else None,
+            epoch=(previous.epoch if previous else 0) + 1,
+            run_id=spec.run_id,
+            input=json.loads(json.dumps(recorded, default=str)) if recorded is not None else None,
+        )
+        self.threads[spec.thread_id] = record
+        return Claim(record.epoch, previous, record.input, has_checkpoints, has_ledger)
+
+    def upsert_thread(self, _cur: Any, thread_id: str, graph: str | None, status: ThreadStatus,
+                      pending: Any, now: datetime) -> ThreadRecord:
+        old = self.threads.get(thread_id)
+        record = ThreadRecord(
+            thread_id=thread_id, graph=graph if graph is not None else (old.graph if old else None),
+            status=status, created_at=old.created_at if old else now, updated_at=now,
+            pending=pending, error=old.error if old else None, head=old.head if old else None,
+            epoch=old.epoch if old else 0, run_id=old.run_id if old else None,
+            input=old.input if old else None)
+        self.threads[thread_id] = record
+        return record
+
+    def fence(self, _cur: Any, thread_id: str, epoch: int, head: str | None, input_saved: bool,
+              now: datetime) -> bool:
+        record = self.threads.get(thread_id)
+        if record is None or record.epoch != epoch:
+            return False
+        self.threads[thread_id] = replace(record, head=head or record.head, updated_at=now,
+                                          input=None if input_saved else record.input)
+        return True
+
+    def finish(self, _cur: Any, thread_id: str, epoch: int, status: ThreadStatus, pending: Any,
+               error: str | None, now: datetime) -> bool:
+        record = self.threads.get(thread_id)
+        if record is None or record.epoch != epoch:
+            return False
+        self.threads[thread_id] = replace(record, status=status, pending=pending, error=error,
+                                          run_id=None, updated_at=now)
+        return True
+
+    def insert_events(self, _cur: Any, thread_id: str, events: Any) -> None:
+        log = self.events.setdefault(thread_id, {})
+        for checkpoint_id, event in events:
+            log.setdefault(event["id"], (checkpoint_id, json.loads(json.dumps(event, default=str))))
+
+    def audit(self, _cur: Any, thread_id: str) -> list[AuditEvent]:
+        return [AuditEvent.model_validate(e) for _, e in self.events.get(thread_id, {}).values()]
+
+    def record_result(self, _cur: Any, thread_id: str, key: str, tool: str, text: str,
+                      now: datetime) -> None:
+        self.ledger.setdefault((thread_id, key), text)
+
+    def recall_result(self, _cur: Any, thread_id: str, key: str) -> str | None:
+        return self.ledger.get((thread_id, key))
+
+    def list_threads(self, _cur: Any, status: Any, limit: int | None,
+                     updated_before: datetime | None) -> list[ThreadRecord]:
+        rows = [r for r in self.threads.values()
+                if (status is None or r.status == ThreadStatus(status))
+                and (updated_before is None or r.updated_at < updated_before)]
+        rows.sort(key=lambda r: r.updated_at, reverse=True)
+        return rows[:limit] if limit is not None else rows
+
+    def delete_threads(self, _cur: Any, thread_ids: Sequence[str]) -> int:
+        gone = sum(self.threads.pop(t, None) is not None for t in thread_ids)
+        for thread_id in thread_ids:
+            self.events.pop(thread_id, None)
+        self.ledger = {k: v for k, v in self.ledger.items() if k[0] not in set(thread_ids)}
+        return gone
+
+
+class AccordMemorySaver(AccordSaver, InMemorySaver):
+    """The stock in-memory saver plus accord's runs, tables and ``prune``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dialect = MemoryJournal()
+        self._journal_lock = threading.RLock()
+        self._locks = ProcessLocks()
+
+    async def _offload(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs)  # nothing blocks
+
+    def _transaction(self, handle: RunHandle | None, body: Callable[[Any], T]) -> T:
+        with self._journal_lock:
+            return body(None)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._journal_lock:
+            yield None
+
+    def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
+        token = self._locks.acquire(spec.thread_id, spec.wait)
+        with self._journal_lock:
+            saved = any(self.storage.get(spec.thread_id, {}).get("", {}))
+            claim = self.dialect.claim(spec, rule, saved, self.clock())
+        if claim.epoch is None:
+            self._locks.release(token)
+        return claim, token
+
+    def _release(self, handle: RunHandle) -> None:
+        self._locks.release(handle.backend)
+
+    def checkpoint_ids(self, thread_id: str) -> list[tuple[str, str | None]]:
+        saved = self.storage.get(thread_id, {}).get("", {})
+        return sorted(((cid, parent) for cid, (_, _, parent) in saved.items()), reverse=True)
+
+    def _prune_stored(self, thread_ids: list[str], strategy: str) -> None:
         if strategy == "delete":
-            for thread_id in ids:
+            for thread_id in thread_ids:
                 self.delete_thread(thread_id)
             return
-        refuse_delta(t for t in ids if self._thread_uses_delta(t))
-        for thread_id in ids:
+        refuse_delta(t for t in thread_ids if self._thread_uses_delta(t))
+        for thread_id in thread_ids:
             self._keep_latest(thread_id)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Async twin of `prune`."""
-        self.prune(thread_ids, strategy=strategy)
 
     def _rows(self, thread_id: str) -> list[CheckpointRow]:
         rows = []

@@ -28,8 +28,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from psycopg_pool import ConnectionPool
 
 from accord.checkpoints.connections import CONNECT_TIMEOUT
+from accord.checkpoints.errors import CheckpointError
 from accord.checkpoints.savers import open_saver
-from accord.checkpoints.threads import ThreadIndex, ThreadStatus, open_thread_index, utc_now
+from accord.checkpoints.threads import ThreadIndex, ThreadStatus, utc_now
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,9 @@ def prune(
 
     For `memory://` this opens a fresh, empty saver: use `prune_saver` on the one you hold.
     """
-    with (
-        open_saver(url, timeout=timeout) as saver,
-        open_thread_index(url, timeout=timeout) as index,
-    ):
+    with open_saver(url, timeout=timeout) as saver:
         return prune_saver(
-            saver, index, keep_latest=keep_latest, older_than=older_than, status=status, now=now
+            saver, keep_latest=keep_latest, older_than=older_than, status=status, now=now
         )
 
 
@@ -127,7 +125,7 @@ def prune_saver(
     status: ThreadStatus | str | None = None,
     now: datetime | None = None,
 ) -> PruneReport:
-    """Prune an open saver and its thread index.
+    """Prune an open saver and its thread index (accord's savers carry theirs).
 
     - `older_than`: delete whole threads whose last update (the index's `updated_at`, else the
       newest checkpoint's `ts`) is older than that; `timedelta(0)` means all matching threads.
@@ -136,9 +134,11 @@ def prune_saver(
     - `status`: only threads the index records with this status.
     """
     if not keep_latest and older_than is None:
-        raise ValueError("prune needs keep_latest=True and/or older_than=<timedelta>")
+        raise CheckpointError("prune needs keep_latest=True and/or older_than=<timedelta>")
+    if index is None:
+        index = getattr(saver, "threads", None)
     if status is not None and index is None:
-        raise ValueError("filtering by status needs the thread index")
+        raise CheckpointError("filtering by status needs the thread index")
     status = ThreadStatus(status) if status is not None else None
     stored = set(_thread_ids(saver))
     indexed = {r.thread_id: r for r in index.list(status)} if index is not None else {}
@@ -157,8 +157,8 @@ def prune_saver(
     before = measure(saver)
     if doomed:
         saver.prune(sorted(doomed), strategy="delete")
-        if index is not None:
-            index.delete(doomed)
+        if index is not None and getattr(index, "_saver", None) is not saver:
+            index.delete(doomed)  # an index kept apart from the saver
     if trimmed:
         saver.prune(sorted(trimmed), strategy="keep_latest")
     if isinstance(saver, SqliteSaver) and (doomed or trimmed):

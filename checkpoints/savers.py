@@ -1,12 +1,15 @@
-"""Open a LangGraph checkpointer from a URL: `memory://`, `sqlite:///path` or `postgresql://…`.
+"""Open accord's saver from a URL: ``memory://``, ``sqlite:///path`` or ``postgresql://…``.
 
 ```python
 with open_saver("sqlite:///.accord/accord.db") as saver:
-    graph = builder.compile(checkpointer=saver)
+    graph = workflow.compile(checkpointer=saver)
+    graph.invoke(...)          # or await graph.ainvoke(...): one saver serves both
 ```
 
-Every saver accord opens supports `prune(thread_ids, strategy=...)`: the Postgres savers ship it;
-for SQLite and memory accord subclasses the stock saver to add it.
+The saver is LangGraph's stock saver for the backend with accord's runs in front (see
+``accord_saver.py``): thread locks, fencing, the thread index, the audit log and the tool
+ledger live in the same database as the checkpoints. Every saver supports
+``prune(thread_ids, strategy=...)``.
 """
 
 from __future__ import annotations
@@ -15,78 +18,73 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
-import aiosqlite
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
+from accord.checkpoints.accord_saver import AccordSaver
 from accord.checkpoints.connections import (
     CONNECT_TIMEOUT,
-    SQLITE_BUSY_TIMEOUT_MS,
-    apostgres_pool,
-    arun_setup_once,
+    connect_postgres,
     connect_sqlite,
     postgres_pool,
     run_setup_once,
 )
-from accord.checkpoints.errors import DatabaseUnreachable
-from accord.checkpoints.memory import PruningInMemorySaver
-from accord.checkpoints.sqlite import PruningAsyncSqliteSaver, PruningSqliteSaver
+from accord.checkpoints.locks import LockSession
+from accord.checkpoints.memory import AccordMemorySaver
+from accord.checkpoints.postgres import AccordPostgresSaver
+from accord.checkpoints.sqlite import AccordSqliteSaver
 from accord.checkpoints.urls import Backend, parse_url, resolve_url
 
 
 @contextmanager
 def open_saver(
-    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT
-) -> Iterator[BaseCheckpointSaver]:
-    """Yield a checkpointer for `url` (see `resolve_url`) and close its connections on exit.
+    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT, pool_size: int = 20
+) -> Iterator[AccordSaver]:
+    """Yield accord's saver for ``url`` (see ``resolve_url``) and close its connections on exit.
 
-    Raises `UnknownScheme` for an unsupported URL and `DatabaseUnreachable` when the
-    database cannot be reached within `timeout` seconds.
+    Raises ``UnknownScheme`` for an unsupported URL and ``DatabaseUnreachable`` when the
+    database cannot be reached within ``timeout`` seconds.
     """
     db = parse_url(resolve_url(url))
+    saver: AccordSaver
     if db.backend is Backend.MEMORY:
-        yield PruningInMemorySaver()
+        saver = AccordMemorySaver()
+        try:
+            yield saver
+        finally:
+            saver.close_executor()
     elif db.backend is Backend.SQLITE:
         conn = connect_sqlite(db)
+        saver = AccordSqliteSaver(conn, db.path)
         try:
-            saver = PruningSqliteSaver(conn)
             saver.setup()
             yield saver
         finally:
+            saver.close_executor()
             conn.close()
     else:
-        with postgres_pool(db, timeout=timeout) as pool:
-            saver = PostgresSaver(pool)
-            run_setup_once("checkpointer", db.url, saver.setup)
-            yield saver
+        with postgres_pool(db, timeout=timeout, max_size=pool_size) as pool:
+            locks = LockSession(lambda: connect_postgres(db, timeout))
+            saver = AccordPostgresSaver(pool, locks)
+            try:
+                run_setup_once("checkpointer", db.url, saver.setup)
+                yield saver
+            finally:
+                saver.close_executor()
+                locks.close()
 
 
 @asynccontextmanager
 async def open_async_saver(
-    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT
-) -> AsyncIterator[BaseCheckpointSaver]:
-    """Async twin of `open_saver`, for `graph.ainvoke` / `astream`."""
-    # Resolving a sqlite URL touches the file system (cwd, mkdir): not on the event loop.
-    db = await asyncio.to_thread(lambda: parse_url(resolve_url(url)))
-    if db.backend is Backend.MEMORY:
-        yield PruningInMemorySaver()
-    elif db.backend is Backend.SQLITE:
-        assert db.path is not None
-        try:
-            conn = await aiosqlite.connect(str(db.path), timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-        except Exception as exc:  # noqa: BLE001 - aiosqlite wraps sqlite3 errors variously
-            raise DatabaseUnreachable(db.display, str(exc)) from None
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            saver = PruningAsyncSqliteSaver(conn)
-            await saver.setup()
-            yield saver
-        finally:
-            await conn.close()
+    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT, pool_size: int = 20
+) -> AsyncIterator[AccordSaver]:
+    """``open_saver`` for async code: opening and closing happen off the event loop."""
+    manager = open_saver(url, timeout=timeout, pool_size=pool_size)
+    saver = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield saver
+    except BaseException as exc:
+        await asyncio.to_thread(manager.__exit__, type(exc), exc, exc.__traceback__)
+        raise
     else:
-        async with apostgres_pool(db, timeout=timeout) as pool:
-            saver = AsyncPostgresSaver(pool)
-            await arun_setup_once("checkpointer", db.url, saver.setup)
-            yield saver
+        await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+__all__ = ["open_async_saver", "open_saver"]

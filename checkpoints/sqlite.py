@@ -1,28 +1,36 @@
-"""SQLite savers with `prune`, which the stock langgraph-checkpoint-sqlite savers lack.
+"""accord's SQLite saver: the stock ``SqliteSaver`` with runs (see ``accord_saver.py``) and
+``prune``, which the stock SQLite saver lacks.
 
-Each thread is pruned in one `BEGIN IMMEDIATE` transaction, so a concurrent writer either
-commits before the prune reads the thread or waits for it to finish.
+One connection serves the saver (guarded by its lock, as in the stock saver); a run's writes
+go into one ``BEGIN IMMEDIATE`` transaction together with accord's tables, and the stock
+``put``/``put_writes`` SQL joins that transaction. Each thread is pruned in one transaction
+too, so a concurrent writer either commits before the prune reads the thread or waits for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Generator, Sequence
-from typing import Any
+import sqlite3
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from accord.checkpoints.accord_saver import AccordSaver
+from accord.checkpoints.journal import SQLITE, Claim, ClaimRule, claim_in_transaction
 from accord.checkpoints.keep_latest import (
     TASKS_CHANNEL,
     CheckpointRow,
-    check_strategy,
     plan_keep_latest,
     refuse_delta,
     uses_delta,
 )
+from accord.checkpoints.locks import FileLocks, ProcessLocks
+from accord.checkpoints.runs import RunHandle, RunSpec
 
 # One statement, its parameters and whether its rows are sent back into the generator.
 _Statements = Generator[tuple[str, Sequence[Any], bool], list[tuple], None]
@@ -120,86 +128,92 @@ def _run(cur: Any, statements: Generator) -> Any:
     except StopIteration as stop:
         return stop.value
 
-
-async def _arun(conn: Any, statements: Generator) -> Any:
-    try:
-        sql, params, fetch = next(statements)
-        while True:
-            async with conn.execute(sql, params) as cur:
-                rows = list(await cur.fetchall()) if fetch else []
-            sql, params, fetch = statements.send(rows)
-    except StopIteration as stop:
-        return stop.value
+T = TypeVar("T")
 
 
-class PruningSqliteSaver(SqliteSaver):
-    """The stock `SqliteSaver` plus `prune` (`keep_latest` and `delete`)."""
+class AccordSqliteSaver(AccordSaver, SqliteSaver):
+    """The stock ``SqliteSaver`` plus accord's runs, tables and ``prune``."""
 
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Prune the threads' checkpoints; see `accord.checkpoints.keep_latest` for what is kept."""
-        ids = check_strategy(thread_ids, strategy)
-        if not ids:
+    dialect = SQLITE
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
+        super().__init__(conn)
+        self.lock = threading.RLock()  # type: ignore[assignment]  # a run's writes nest stock calls
+        self._active = threading.local()
+        self._locks: FileLocks | ProcessLocks = FileLocks(path) if path else ProcessLocks()
+
+    def setup(self) -> None:
+        if self.is_setup:
             return
-        if strategy == "delete":
-            self._transaction(_delete_threads(ids))
-            return
-        refuse_delta(self._transaction(_delta_threads(ids, self.serde)))
-        for thread_id in ids:
-            self._transaction(_keep_latest(thread_id, self.serde))
+        with self.lock:
+            super().setup()
+            cur = self.conn.cursor()
+            try:
+                SQLITE.setup(cur)
+                self.conn.commit()
+            finally:
+                cur.close()
 
-    def _transaction(self, statements: Generator) -> Any:
+    @contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        active = getattr(self._active, "cur", None)
+        if active is not None:  # inside a run's transaction: the stock SQL joins it
+            yield active
+            return
+        with super().cursor(transaction) as cur:
+            yield cur
+
+    def _transaction(self, handle: RunHandle | None, body: Callable[[Any], T]) -> T:
         with self.lock:
             self.setup()
             cur = self.conn.cursor()
             try:
                 cur.execute("BEGIN IMMEDIATE")
-                result = _run(cur, statements)
+                self._active.cur = cur
+                result = body(cur)
                 self.conn.commit()
                 return result
             except BaseException:
                 self.conn.rollback()
                 raise
             finally:
+                self._active.cur = None
                 cur.close()
 
-
-class PruningAsyncSqliteSaver(AsyncSqliteSaver):
-    """The stock `AsyncSqliteSaver` plus `aprune` / `prune` (`keep_latest` and `delete`)."""
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Prune the threads' checkpoints; see `accord.checkpoints.keep_latest` for what is kept."""
-        ids = check_strategy(thread_ids, strategy)
-        if not ids:
-            return
-        if strategy == "delete":
-            await self._atransaction(_delete_threads(ids))
-            return
-        refuse_delta(await self._atransaction(_delta_threads(ids, self.serde)))
-        for thread_id in ids:
-            await self._atransaction(_keep_latest(thread_id, self.serde))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Sync `prune` from another thread than the saver's event loop, like the stock methods."""
-        try:
-            if asyncio.get_running_loop() is self.loop:
-                raise asyncio.InvalidStateError(
-                    "Synchronous calls to AsyncSqliteSaver are only allowed from a different "
-                    "thread. From the main thread, use `await checkpointer.aprune(...)`."
-                )
-        except RuntimeError:
-            pass
-        asyncio.run_coroutine_threadsafe(
-            self.aprune(thread_ids, strategy=strategy), self.loop
-        ).result()
-
-    async def _atransaction(self, statements: Generator) -> Any:
-        await self.setup()
-        async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Cursor]:
+        with self.lock:
+            self.setup()
+            cur = self.conn.cursor()
             try:
-                result = await _arun(self.conn, statements)
-            except BaseException:
-                await self.conn.rollback()
-                raise
-            await self.conn.commit()
-            return result
+                yield cur
+            finally:
+                cur.close()
+
+    def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
+        token = self._locks.acquire(spec.thread_id, spec.wait)
+        try:
+            claim = self._transaction(
+                None, lambda cur: claim_in_transaction(SQLITE, cur, spec, rule, self.clock()))
+        except BaseException:
+            self._locks.release(token)
+            raise
+        if claim.epoch is None:
+            self._locks.release(token)
+        return claim, token
+
+    def _release(self, handle: RunHandle) -> None:
+        self._locks.release(handle.backend)
+
+    def _prune_stored(self, thread_ids: list[str], strategy: str) -> None:
+        if strategy == "delete":
+            self._statements(_delete_threads(thread_ids))
+            if isinstance(self._locks, FileLocks):
+                self._locks.forget(thread_ids)
+            return
+        refuse_delta(self._statements(_delta_threads(thread_ids, self.serde)))
+        for thread_id in thread_ids:
+            self._statements(_keep_latest(thread_id, self.serde))
+
+    def _statements(self, statements: Generator) -> Any:
+        return self._transaction(None, lambda cur: _run(cur, statements))

@@ -1,7 +1,11 @@
 """Time travel over a checkpointed thread: history, replay from a checkpoint, fork.
 
-A fork copies the chosen checkpoint (and its pending writes, so a pending approval stays
-pending) into a new thread, then applies edits there: the original thread is untouched.
+Replay and fork go through the engine like any run, so the thread index, locks and the audit
+log follow them. A fork copies the chosen checkpoint (and its pending writes, so a pending
+approval stays pending) into a new thread, with the conversation and any other
+``DeltaChannel`` written out in full (the copy has no ancestors to rebuild them from), then
+applies edits there: the original thread is untouched. History lists a checkpoint that cannot
+be read instead of failing on it; replay and fork work from the intact ones.
 """
 
 from __future__ import annotations
@@ -11,17 +15,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.types import Command
 
-from accord.checkpoints.errors import CheckpointError
-
-
-class CheckpointNotFound(CheckpointError, LookupError):
-    """No checkpoint with that id in the thread."""
-
-
-class ThreadNotFound(CheckpointError, LookupError):
-    """No checkpoint at all for that thread id."""
+from accord.checkpoints.errors import CheckpointError, CheckpointNotFound, ThreadNotFound
+from accord.checkpoints.runs import RUN_KEY, RunKind, RunSpec
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,8 @@ class HistoryEntry:
     """When it was written."""
     parent_id: str | None
     """The checkpoint it follows."""
+    error: str | None = None
+    """Why the checkpoint cannot be read, when it cannot."""
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "next": list(self.next)}
@@ -55,45 +56,44 @@ def _config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
 
 
 async def history(graph: Any, thread_id: str) -> list[HistoryEntry]:
-    """The thread's checkpoints, newest first."""
-    snapshots = [s async for s in graph.aget_state_history(_config(thread_id))]
-    if not snapshots:
+    """The thread's checkpoints, newest first (a corrupt one is listed with its error)."""
+    saver = graph.checkpointer
+    rows = await saver._offload(saver.checkpoint_ids, thread_id)
+    if not rows:
         raise ThreadNotFound(f"unknown thread {thread_id!r}")
+    snapshots: dict[str, Any] = {}
+    for checkpoint_id, _ in rows:
+        try:
+            snapshots[checkpoint_id] = await graph.aget_state(_config(thread_id, checkpoint_id))
+        except CheckpointError as exc:
+            snapshots[checkpoint_id] = exc
     entries = []
-    for i, snap in enumerate(snapshots):
-        older = snapshots[i + 1] if i + 1 < len(snapshots) else None
-        node = ",".join(older.next) if older is not None and older.next else None
-        parent = snap.parent_config["configurable"]["checkpoint_id"] if snap.parent_config else None
-        entries.append(
-            HistoryEntry(
-                checkpoint_id=snap.config["configurable"]["checkpoint_id"],
-                step=int(snap.metadata.get("step", -1)) if snap.metadata else -1,
-                source=str((snap.metadata or {}).get("source", "")),
-                node=node,
-                next=tuple(snap.next),
-                created_at=snap.created_at or "",
-                parent_id=parent,
-            )
-        )
+    for checkpoint_id, parent_id in rows:
+        snap = snapshots[checkpoint_id]
+        parent = snapshots.get(parent_id) if parent_id else None
+        node = ",".join(parent.next) if parent is not None and not isinstance(
+            parent, Exception) and parent.next else None
+        if isinstance(snap, Exception):
+            entries.append(HistoryEntry(checkpoint_id, -1, "", node, (), "", parent_id,
+                                        error=str(snap)))
+            continue
+        metadata = snap.metadata or {}
+        entries.append(HistoryEntry(
+            checkpoint_id=checkpoint_id, step=int(metadata.get("step", -1)),
+            source=str(metadata.get("source", "")), node=node, next=tuple(snap.next),
+            created_at=snap.created_at or "", parent_id=parent_id,
+        ))
     return entries
 
 
 async def checkpoint_config(graph: Any, thread_id: str, checkpoint_id: str) -> dict[str, Any]:
     """The config of one checkpoint; raises :class:`CheckpointNotFound`."""
-    config = _config(thread_id, checkpoint_id)
-    found = await graph.checkpointer.aget_tuple(config)
-    if found is None:
-        if await graph.checkpointer.aget_tuple(_config(thread_id)) is None:
-            raise ThreadNotFound(f"unknown thread {thread_id!r}")
+    rows = await graph.checkpointer._offload(graph.checkpointer.checkpoint_ids, thread_id)
+    if not rows:
+        raise ThreadNotFound(f"unknown thread {thread_id!r}")
+    if checkpoint_id not in {cid for cid, _ in rows}:
         raise CheckpointNotFound(f"thread {thread_id!r} has no checkpoint {checkpoint_id!r}")
-    return config
-
-
-async def _producer(graph: Any, thread_id: str, checkpoint_id: str) -> str | None:
-    for entry in await history(graph, thread_id):
-        if entry.checkpoint_id == checkpoint_id:
-            return entry.node.split(",")[0] if entry.node else None
-    return None
+    return _config(thread_id, checkpoint_id)
 
 
 async def replay(graph: Any, thread_id: str, checkpoint_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -113,7 +113,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value, got {pair!r}")
+            raise CheckpointError(f"--set expects key=value, got {pair!r}")
         try:
             values[key.strip()] = json.loads(raw)
         except json.JSONDecodeError:
@@ -149,14 +149,35 @@ async def fork(
     if await saver.aget_tuple(_config(new_thread_id)) is not None:
         raise CheckpointError(f"thread {new_thread_id!r} already exists; choose a new id")
     found = await saver.aget_tuple(source)
-    metadata = {**(found.metadata or {}), "source": "fork", "forked_from": f"{thread_id}:{checkpoint_id}"}
-    versions = dict(found.checkpoint.get("channel_versions") or {})
-    target = await saver.aput(_config(new_thread_id), found.checkpoint, metadata, versions)
-    by_task: dict[str, list[tuple[str, Any]]] = {}
-    for task_id, channel, value in found.pending_writes or []:
-        by_task.setdefault(task_id, []).append((channel, value))
-    for task_id, writes in by_task.items():
-        await saver.aput_writes(target, writes, task_id)
+    state = await graph.aget_state(source)
+    delta = {k for k, ch in graph.channels.items() if isinstance(ch, DeltaChannel)}
+    checkpoint = {**found.checkpoint, "channel_values": {
+        **found.checkpoint["channel_values"],
+        **{k: _DeltaSnapshot(state.values[k]) for k in delta if k in state.values},
+    }}
+    metadata = {**(found.metadata or {}), "source": "fork",
+                "forked_from": f"{thread_id}:{checkpoint_id}"}
+    metadata.pop("counters_since_delta_snapshot", None)
+    versions = dict(checkpoint.get("channel_versions") or {})
+    spec = RunSpec(thread_id=new_thread_id, kind=RunKind.UPDATE, graph=graph.name,
+                   triggers=frozenset(t for n in graph.nodes.values() for t in n.triggers))
+    handle = await saver.abegin_run(spec)
+    error: BaseException | None = None
+    try:
+        run = _config(new_thread_id)
+        run["configurable"][RUN_KEY] = handle
+        target = await saver.aput(run, checkpoint, metadata, versions)
+        by_task: dict[str, list[tuple[str, Any]]] = {}
+        for task_id, channel, value in found.pending_writes or []:
+            by_task.setdefault(task_id, []).append((channel, value))
+        for task_id, writes in by_task.items():
+            await saver.aput_writes({"configurable": {**target["configurable"], RUN_KEY: handle}},
+                                    writes, task_id)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        await saver.aend_run(handle, error)
     if values:
         snapshot = await graph.aget_state(target)
         producer = await _producer(graph, thread_id, checkpoint_id)
@@ -168,3 +189,10 @@ async def fork(
         payload = Command(update=update, goto=list(snapshot.next)) if snapshot.next else update
         target = await graph.aupdate_state(target, payload, as_node=producer)
     return target
+
+
+async def _producer(graph: Any, thread_id: str, checkpoint_id: str) -> str | None:
+    for entry in await history(graph, thread_id):
+        if entry.checkpoint_id == checkpoint_id:
+            return entry.node.split(",")[0] if entry.node else None
+    return None

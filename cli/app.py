@@ -1,21 +1,30 @@
-"""The ``accord`` Typer app and how it reports: one clear line for user errors, JSON for scripts."""
+"""The ``accord`` Typer app and how it reports.
+
+- An :class:`~accord.errors.AccordError` (bad input, a busy or unknown thread, an unreachable
+  database, a refused request) is one line on stderr and exit code 2; nothing saved is lost.
+- A database that fails mid-command is one line and exit code 2 too.
+- Anything else is a bug in accord: one line naming it, exit code 1, the traceback written to
+  ``.accord/logs/accord.log`` (or printed with ``--debug``).
+- A run that fails is an outcome: status ``failed`` with its cause, exit code 1.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
 import typer
 from rich.console import Console
 
-from accord.agents.registry import RegistryError
-from accord.checkpoints import CheckpointError
 from accord.cli.session import RunOutcome
-from accord.graphs.errors import AccordError
-from accord.guardrails import GuardrailTripwireTriggered
+from accord.errors import AccordError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run, inspect and resume accord workflows.")
@@ -23,12 +32,19 @@ out = Console()
 err = Console(stderr=True)
 
 DB_HELP = "Database URL: sqlite:///path, postgresql://..., memory:// (default: $ACCORD_DB_URL or sqlite:///.accord/accord.db)"
-USER_ERRORS = (
-    AccordError, CheckpointError, RegistryError, GuardrailTripwireTriggered, ValueError,
-    KeyError, LookupError,
-    psycopg.Error, sqlite3.Error, OSError,
-)
-"""Errors a user can cause (bad input, bad config, unreachable database): one line, exit 2."""
+GRAPH_HELP = "module:factory of the thread's graph, when it is not in accord's catalog"
+LOG_FILE = Path(".accord/logs/accord.log")
+"""Where the CLI writes the traceback of an unexpected error."""
+
+DATABASE_ERRORS = (psycopg.OperationalError, sqlite3.OperationalError)
+"""A database that fails under a command: the user's environment, not a bug."""
+
+_settings: dict[str, Any] = {"debug": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Print tracebacks of unexpected errors")) -> None:
+    _settings["debug"] = debug
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -37,17 +53,51 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def report_bug(exc: BaseException) -> NoReturn:
+    """An error accord did not expect: one line, the traceback to the log file, exit 1."""
+    trace = "".join(traceback.format_exception(exc))
+    if _settings["debug"]:
+        err.print(trace, highlight=False, markup=False)
+    where = "printed above"
+    try:
+        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with LOG_FILE.open("a") as log:
+            log.write(f"--- {datetime.now(UTC).isoformat()}\n{trace}\n")
+        where = f"traceback in {LOG_FILE}" if not _settings["debug"] else where
+    except OSError:
+        logging.getLogger("accord.cli").exception("internal error")
+    fail(f"internal error: {type(exc).__name__}: {first_line(exc)} ({where}; please report it)", 1)
+
+
 def guarded(coro: Any) -> Any:
+    """Run a command's coroutine; errors become one line and an exit code."""
     try:
         return asyncio.run(coro)
-    except USER_ERRORS as exc:
-        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except typer.Exit:
+        raise
+    except AccordError as exc:
+        fail(first_line(exc))
+    except DATABASE_ERRORS as exc:
+        fail(f"database error: {first_line(exc)}")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug: reported, never a bare traceback
+        report_bug(exc)
 
 
 def emit(outcome: RunOutcome, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(outcome.as_dict(), default=str))
     else:
+        for fallback in outcome.fallbacks:
+            out.print(f"[red]fallback[/] {fallback.get('agent')} failed "
+                      f"({fallback.get('error')}); {fallback.get('fallback')} answered",
+                      highlight=False)
         style = {"done": "green", "interrupted": "yellow", "failed": "red"}.get(outcome.status, "white")
         out.print(f"[bold]{outcome.thread_id}[/] [{style}]{outcome.status}[/]", highlight=False)
         if outcome.error:
@@ -56,5 +106,3 @@ def emit(outcome: RunOutcome, as_json: bool) -> None:
             out.print(f"resume with: [bold]{outcome.resume_hint}[/]", highlight=False, soft_wrap=True)
     if outcome.status == "failed":
         raise typer.Exit(1)
-
-

@@ -12,13 +12,13 @@ import typer
 from rich.prompt import Prompt
 from rich.table import Table
 
-from accord.checkpoints import open_thread_index
-from accord.cli.app import DB_HELP, USER_ERRORS, app, emit, err, fail, guarded, out
-from accord.cli.render import LiveView
-from accord.cli.session import RunOutcome, Session
+from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, err, fail, guarded, out
+from accord.cli.render import LiveView, audit_table
+from accord.cli.session import RunOutcome, Session, tasks_of
+from accord.errors import AccordError
 from accord.graphs.approval import parse_decision
 from accord.graphs.catalog import CATALOG, load_workflow
-from accord.graphs.errors import AccordError
+from accord.records import ThreadStatus
 
 
 def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
@@ -31,7 +31,9 @@ def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
         raw = Prompt.ask(f"new args as JSON (were {json.dumps(payload.get('args'))})", console=err)
         try:
             return parse_decision({"decision": "edit", "args": json.loads(raw), "by": by}).model_dump()
-        except (ValueError, AccordError) as exc:
+        except json.JSONDecodeError as exc:
+            err.print(f"[red]not valid JSON: {exc.msg}[/]")
+        except AccordError as exc:
             err.print(f"[red]{exc}[/]")
 
 
@@ -41,6 +43,8 @@ def interactive(no_input: bool, as_json: bool) -> bool:
 
 async def _run_and_approve(session: Session, first: Any, view: LiveView, by: str, ask: bool) -> RunOutcome:
     outcome = await first
+    if outcome.status == "failed" and outcome.interrupt is None:
+        return outcome
     while ask and outcome.status == "interrupted" and outcome.interrupt is not None:
         view.approval(outcome.interrupt)
         decision = ask_decision(outcome.interrupt, by)
@@ -69,11 +73,14 @@ def run(
         from accord.graphs.support import mode_line
 
         out.print(f"[dim]{mode_line()}[/]", highlight=False)
-    session = Session(db)
     ask = interactive(no_input, as_json)
-    outcome = guarded(_run_and_approve(session, session.run(graph, message, thread, view), view,
-                                       by or getpass.getuser(), ask))
-    emit(outcome, as_json)
+
+    async def go() -> RunOutcome:
+        async with Session.open(db) as session:
+            return await _run_and_approve(session, session.run(graph, message, thread, view),
+                                          view, by or getpass.getuser(), ask)
+
+    emit(guarded(go()), as_json)
 
 
 @app.command()
@@ -86,6 +93,7 @@ def resume(
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
     no_input: bool = typer.Option(False, "--no-input"),
+    graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
 ) -> None:
     """Answer a pending approval, or (without a decision) continue a thread cut short by a crash."""
     chosen = [name for name, on in (("--approve", approve), ("--reject", reject is not None),
@@ -108,10 +116,14 @@ def resume(
     except AccordError as exc:
         fail(str(exc))
     view = LiveView(err if as_json else out, enabled=not as_json)
-    session = Session(db)
     ask = interactive(no_input, as_json)
-    outcome = guarded(_run_and_approve(session, session.resume(thread, decision, view), view, who, ask))
-    emit(outcome, as_json)
+
+    async def go() -> RunOutcome:
+        async with Session.open(db, graph_ref=graph_ref) as session:
+            return await _run_and_approve(session, session.resume(thread, decision, view), view,
+                                          who, ask)
+
+    emit(guarded(go()), as_json)
 
 
 @app.command()
@@ -122,26 +134,23 @@ def threads(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List threads (newest first), optionally by status."""
-    if status is not None and status not in ("running", "interrupted", "done", "failed"):
+    if status is not None and status not in {s.value for s in ThreadStatus}:
         fail(f"unknown status {status!r}; use running, interrupted, done or failed")
-    try:
-        with open_thread_index(db) as index:
-            records = index.list(status=status, limit=limit)
-    except USER_ERRORS as exc:
-        fail(str(exc))
-    rows = [
-        {"thread_id": r.thread_id, "graph": r.graph, "status": str(r.status),
-         "updated_at": r.updated_at.isoformat(), "pending": r.pending}
-        for r in records
-    ]
+
+    async def go() -> list:
+        async with Session.open(db) as session:
+            return await session.saver._offload(session.saver.threads.list, status, limit)
+
+    rows = [r.as_dict() for r in guarded(go())]
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
-    table = Table("thread", "graph", "status", "updated", "pending")
+    table = Table("thread", "graph", "status", "updated", "pending / error")
     for row in rows:
         pending = row["pending"] or {}
         what = f"{pending.get('action')} {json.dumps(pending.get('args'))}" if pending else ""
-        table.add_row(row["thread_id"], row["graph"] or "", row["status"], row["updated_at"][:19], what)
+        table.add_row(row["thread_id"], row["graph"] or "", row["status"],
+                      row["updated_at"][:19], what or (row["error"] or ""))
     out.print(table)
 
 
@@ -150,17 +159,24 @@ def show(
     thread: str = typer.Argument(...),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
+    graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
 ) -> None:
-    """Show a thread's state, audit trail and checkpoint history."""
-    outcome, (snapshot, history) = guarded(Session(db).state(thread))
+    """Show a thread's state, tasks, audit trail and checkpoint history."""
+
+    async def go() -> Any:
+        async with Session.open(db, graph_ref=graph_ref) as session:
+            return await session.show(thread)
+
+    outcome, snapshot, history, audit = guarded(go())
     values = snapshot.values
+    tasks = tasks_of(values, audit)
     if as_json:
         data = {
             **outcome.as_dict(),
-            "tasks": values.get("tasks"),
+            "tasks": {t["id"]: t for t in tasks if t.get("id")},
             "outputs": values.get("outputs"),
             "context": values.get("context"),
-            "audit": values.get("audit"),
+            "audit": [e.model_dump() for e in audit],
             "errors": values.get("errors"),
             "messages": [{"type": m.type, "name": getattr(m, "name", None), "content": m.content}
                          for m in values.get("messages", [])],
@@ -171,28 +187,26 @@ def show(
         out.print_json(json.dumps(data, default=str))
         return
     out.print(f"[bold]{thread}[/] ({outcome.graph}) [bold]{outcome.status}[/]")
+    if outcome.error:
+        out.print(f"[red]{outcome.error}[/]", highlight=False)
     for message in values.get("messages", []):
         out.print(f"  [dim]{message.type}[/] {getattr(message, 'name', None) or ''}: {message.text}", highlight=False)
     table = Table("task", "agent", "status", "result", title="tasks")
-    for task in (values.get("tasks") or {}).values():
-        table.add_row(task["id"][:12], task.get("agent") or "", task["status"], (task.get("result") or "")[:70])
+    for task in tasks:
+        table.add_row((task.get("id") or "")[:12], task.get("agent") or "", task.get("status") or "",
+                      (task.get("result") or "")[:70])
     out.print(table)
-    audit = Table("at", "kind", "detail", title="audit trail")
-    for event in values.get("audit") or []:
-        detail = {k: v for k, v in event.items() if k not in ("kind", "at")}
-        audit.add_row(event["at"][11:23], event["kind"], json.dumps(detail, default=str)[:100])
-    out.print(audit)
+    out.print(audit_table(audit))
     out.print(f"{len(history)} checkpoints; next: {', '.join(outcome.next) or '-'}")
 
 
 @app.command()
 def graph(name: str = typer.Argument(..., help="Graph name or module:factory")) -> None:
     """Print the graph as a mermaid diagram (exactly the allowed transitions)."""
-    try:
-        workflow = load_workflow(name)
-        print(workflow.mermaid())
-    except USER_ERRORS as exc:
-        fail(str(exc))
+    async def go() -> str:
+        return load_workflow(name).mermaid()
+
+    print(guarded(go()))
 
 
 @app.command()
@@ -201,11 +215,11 @@ def agents(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The agents of a graph and the responsibility matrix."""
-    try:
+    async def go() -> Any:
         registry = load_workflow(graph_name).registry
-        owners = registry.owners()
-    except USER_ERRORS as exc:
-        fail(str(exc))
+        return registry, registry.owners()
+
+    registry, owners = guarded(go())
     if as_json:
         data = {
             "agents": [{"id": s.id, "version": s.version, "kind": s.kind, "purpose": s.purpose,

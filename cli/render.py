@@ -8,6 +8,9 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
+
+from accord.records import AuditEvent, AuditKind
 
 ARROW = "→"
 
@@ -18,25 +21,29 @@ def _short(value: Any, limit: int = 90) -> str:
 
 
 def event_line(event: dict[str, Any]) -> str | None:
-    kind = event.get("kind")
+    try:
+        kind = AuditKind(event.get("kind"))
+    except ValueError:
+        return None
     node = event.get("node", "")
-    if kind == "route":
+    if kind is AuditKind.ROUTE:
         conf = event.get("confidence")
         conf_text = f" {conf:.2f}" if isinstance(conf, int | float) else ""
         return (f"[bold cyan]route[/] {node} {ARROW} [bold]{event['target']}[/] "
                 f"[dim]\\[{event['tier']}{conf_text}] {event.get('reason', '')}[/]")
-    if kind == "tool_call":
+    if kind is AuditKind.TOOL_CALL:
         args = f"({_short(event['args'], 60)})" if "args" in event else ""
         return f"[yellow]tool[/]  {event.get('agent', node)} {event['tool']}{args} {ARROW} {_short(event.get('result'))}"
-    if kind == "transition":
+    if kind is AuditKind.TRANSITION:
         return f"[dim]step  {node} {ARROW} {event['target']} (hop {event.get('hop')})[/]"
-    if kind == "human_decision":
+    if kind is AuditKind.HUMAN_DECISION:
         return f"[magenta]human[/] {event['decision']} by {event.get('by')} {event.get('reason') or ''}".rstrip()
-    if kind == "fallback":
+    if kind is AuditKind.FALLBACK:
         return f"[red]fallback[/] {event['agent']} failed ({_short(event['error'])}); {event['fallback']} takes over"
-    if kind == "agent_failed":
+    if kind is AuditKind.AGENT_FAILED:
         return f"[red]failed[/] {event['agent']}: {_short(event['error'])}"
-    if kind in ("illegal_transition", "write_rejected", "guardrail", "escalated"):
+    if kind in (AuditKind.ILLEGAL_TRANSITION, AuditKind.WRITE_REJECTED, AuditKind.GUARDRAIL,
+                AuditKind.ESCALATED, AuditKind.INPUT_REFUSED, AuditKind.RUN_FAILED):
         details = {k: v for k, v in event.items() if k not in ("kind", "at")}
         return f"[red]{kind}[/] {_short(details, 120)}"
     return None
@@ -52,7 +59,8 @@ class LiveView:
     def __call__(self, node: str, update: Any) -> None:
         if not self.enabled or not isinstance(update, dict):
             return
-        for event in update.get("audit") or []:
+        events = update.get("audit") or []
+        for event in getattr(events, "value", events) or []:  # a new request overwrites it
             line = event_line(event)
             if line:
                 self.console.print(line, highlight=False)
@@ -73,3 +81,13 @@ class LiveView:
             + ([f"[red]last answer rejected: {payload['error']}[/]"] if payload.get("error") else [])
         )
         self.console.print(Panel(body, title=f"approval needed at {payload.get('approval_node')}"))
+
+
+def audit_table(events: list[AuditEvent]) -> Table:
+    """A thread's audit log as a table (oldest first)."""
+    table = Table("at", "kind", "node", "detail", title="audit trail")
+    for event in events:
+        detail = {k: v for k, v in event.details().items() if k != "node" and v is not None}
+        table.add_row(event.at[11:23], event.kind.value, event.node or "",
+                      json.dumps(detail, default=str)[:100])
+    return table

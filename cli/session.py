@@ -1,41 +1,33 @@
-"""Runs and resumes threads against a database: one writer per thread, indexed status."""
+"""One CLI command against one database: a thin client of the engine.
+
+A command opens accord's saver once (one pool for PostgreSQL, one connection for SQLite) and
+builds each graph it needs once. Locks, the thread index, input checks, the audit log and
+fencing are the engine's (``accord.engine.AccordGraph``); the session only reads what a
+command shows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
-from accord.checkpoints import (
-    ThreadIndex,
-    athread_lock,
-    open_async_saver,
-    open_store,
-    open_thread_index,
-)
+from accord.checkpoints import AccordSaver, ThreadNotFound, ThreadRecord, open_async_saver
+from accord.engine.graph import AccordGraph
 from accord.graphs.builder import Workflow
 from accord.graphs.catalog import CATALOG, load_workflow
-from accord.graphs.errors import AccordError
-from accord.guardrails import GuardrailTripwireTriggered, run_input_guardrails
+from accord.records import AuditEvent, AuditKind, ThreadStatus
 
 OnUpdate = Callable[[str, Any], None]
 
 
-class ThreadNotFound(AccordError):
-    """No thread with that id in the database."""
-
-
-class NotWaiting(AccordError):
-    """A decision was sent to a thread that is not waiting for one (or the reverse)."""
-
-
 @dataclass
 class RunOutcome:
-    """Where a thread stands after a run or resume."""
+    """Where a thread stands after a command."""
 
     thread_id: str
     """The thread."""
@@ -53,6 +45,8 @@ class RunOutcome:
     """How to continue, for an interrupted or failed thread."""
     next: list[str] = field(default_factory=list)
     """Nodes that would run next."""
+    fallbacks: list[dict[str, Any]] = field(default_factory=list)
+    """Agents that failed during the command and were replaced by their fallback, with why."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,158 +59,160 @@ def _reply(values: dict[str, Any]) -> str | None:
     return None
 
 
-def finished(snapshot: Any) -> bool:
-    """No step left to run. A step whose writes were saved but whose checkpoint was not (a crash
-    in between) has no ``next`` node, yet its task is still listed: the thread is not done."""
-    return not snapshot.next and not getattr(snapshot, "tasks", ())
-
-
-def describe(thread_id: str, graph_name: str, snapshot: Any, error: str | None = None) -> RunOutcome:
-    """Status of a thread from its latest checkpoint."""
-    interrupts = [i.value for i in getattr(snapshot, "interrupts", ()) or ()]
-    if error is not None:
-        status = "failed"
-    elif interrupts:
-        status = "interrupted"
-    elif not finished(snapshot):
-        status = "running"
-    else:
-        status = "done"
+def describe(thread_id: str, graph_name: str, snapshot: Any,
+             record: ThreadRecord | None) -> RunOutcome:
+    """A thread's outcome from its index record (status, approval, cause) and latest state."""
+    status = record.status if record is not None else (
+        ThreadStatus.INTERRUPTED if snapshot.interrupts
+        else ThreadStatus.RUNNING if snapshot.next else ThreadStatus.DONE)
+    pending = record.pending if record is not None else (
+        snapshot.interrupts[0].value if snapshot.interrupts else None)
     hint = None
-    if status == "interrupted":
-        hint = (f"accord resume {thread_id} --approve | --reject REASON | --edit JSON")
-    elif status in ("failed", "running"):
+    if status is ThreadStatus.INTERRUPTED:
+        hint = f"accord resume {thread_id} --approve | --reject REASON | --edit JSON"
+    elif status in (ThreadStatus.FAILED, ThreadStatus.RUNNING):
         hint = f"accord resume {thread_id}"
     return RunOutcome(
         thread_id=thread_id,
         graph=graph_name,
-        status=status,
+        status=status.value,
         reply=_reply(snapshot.values or {}),
-        interrupt=interrupts[0] if interrupts else None,
-        error=error,
+        interrupt=pending if status is ThreadStatus.INTERRUPTED else None,
+        error=record.error if record is not None and status is ThreadStatus.FAILED else None,
         resume_hint=hint,
         next=list(snapshot.next or ()),
     )
 
 
-class Session:
-    """A graph bound to a database for the CLI (or any script)."""
+def config_for(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id}}
 
-    def __init__(self, url: str | None, *, lock_wait: float = 0.0) -> None:
-        self.url = url
-        self.lock_wait = lock_wait
+
+class Session:
+    """One saver, the graphs built on it, and what the CLI reads through them."""
+
+    def __init__(self, saver: AccordSaver, *, graph_ref: str | None = None) -> None:
+        self.saver = saver
+        self.graph_ref = graph_ref
+        """A ``module:factory`` for threads whose graph is not in the catalog."""
         self._workflows: dict[str, Workflow] = {}
+        self._graphs: dict[str, AccordGraph] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str | None, *, graph_ref: str | None = None) -> AsyncIterator[Session]:
+        async with AsyncExitStack() as stack:
+            saver = await stack.enter_async_context(open_async_saver(url))
+            yield cls(saver, graph_ref=graph_ref)
 
     def workflow(self, name: str) -> Workflow:
-        """The named workflow, built once per session."""
         if name not in self._workflows:
             self._workflows[name] = load_workflow(name)
         return self._workflows[name]
 
-    @asynccontextmanager
-    async def graph(self, name: str) -> AsyncIterator[Any]:
-        """The graph with accord's saver and store (the store holds the tool ledger)."""
-        async with open_async_saver(self.url) as saver:
-            with open_store(self.url) as store:
-                yield self.workflow(name).compile(checkpointer=saver, store=store)
+    def graph(self, name: str) -> AccordGraph:
+        """The named graph on this session's saver, built once."""
+        if name not in self._graphs:
+            self._graphs[name] = self.workflow(name).compile(checkpointer=self.saver)
+        return self._graphs[name]
 
-    async def graph_of(self, thread_id: str) -> str:
-        """The graph a thread runs on: from the thread index, else from its checkpoints
-        (threads started through the dev server or Studio carry ``graph_id`` there)."""
-        with open_thread_index(self.url) as index:
-            record = index.get(thread_id)
-        if record is not None and record.graph:
-            return record.graph
-        async with open_async_saver(self.url) as saver:
-            found = await saver.aget_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
-        graph_id = (found.metadata or {}).get("graph_id") if found is not None else None
-        if graph_id in CATALOG:
-            return graph_id
-        raise ThreadNotFound(f"unknown thread {thread_id!r}")
+    async def record(self, thread_id: str) -> ThreadRecord | None:
+        return await self.saver._offload(self.saver.threads.get, thread_id)
 
-    @staticmethod
-    def _record(index: ThreadIndex, outcome: RunOutcome) -> None:
-        index.upsert(outcome.thread_id, graph=outcome.graph, status=outcome.status,
-                     pending=outcome.interrupt)
+    async def graph_of(self, thread_id: str, record: ThreadRecord | None = None) -> str:
+        """The graph a thread runs on: the thread index's, else its checkpoints' ``graph_id``."""
+        record = record or await self.record(thread_id)
+        name = record.graph if record is not None else None
+        if name is None:
+            found = await self.saver.aget_tuple(
+                {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+            if found is None:
+                raise ThreadNotFound(f"unknown thread {thread_id!r}")
+            name = (found.metadata or {}).get("graph_id")
+        if name in CATALOG or name in self._workflows:
+            return name
+        if self.graph_ref:
+            self._workflows.setdefault(name or self.graph_ref, load_workflow(self.graph_ref))
+            return name or self.graph_ref
+        raise ThreadNotFound(
+            f"thread {thread_id!r} runs graph {name!r}, which is not in accord's catalog; "
+            "pass --graph module:factory"
+        )
 
-    async def _drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate,
-                     check: Callable[[Any, ThreadIndex], None]) -> RunOutcome:
-        config = {"configurable": {"thread_id": thread_id}}
-        async with athread_lock(self.url, thread_id, wait=self.lock_wait), self.graph(name) as graph:
-            with open_thread_index(self.url) as index:
-                return await self._stream(graph, index, name, thread_id, config, payload, on_update, check)
+    async def drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate) -> RunOutcome:
+        """Run the graph on the thread, showing each step; the outcome as the index records it.
 
-    async def _stream(self, graph: Any, index: ThreadIndex, name: str, thread_id: str,
-                      config: dict[str, Any], payload: Any, on_update: OnUpdate,
-                      check: Callable[[Any, ThreadIndex], None]) -> RunOutcome:
-        check(await graph.aget_state(config), index)
-        index.upsert(thread_id, graph=name, status="running")
-        error = None
+        An error the engine raises before the run claims the thread (bad input, a busy thread,
+        a thread in the wrong state) propagates; a run that fails is an outcome (``failed``).
+        """
+        graph = self.graph(name)
+        config = config_for(thread_id)
+        before = await self.record(thread_id)
+        fallbacks: list[dict[str, Any]] = []
         try:
-            # "sync": each step's checkpoint is on disk before the next step starts, so a
-            # crash never loses a step whose side effects already happened (crash recovery).
-            async for chunk in graph.astream(payload, config, stream_mode="updates",
-                                             durability="sync"):
+            async for chunk in graph.astream(payload, config, stream_mode="updates"):
                 for node, update in chunk.items():
                     on_update(node, update)
-        except AccordError as exc:
-            error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a failed run is recorded, not lost
-            error = f"{type(exc).__name__}: {exc}"
-        outcome = describe(thread_id, name, await graph.aget_state(config), error)
-        self._record(index, outcome)
+                    fallbacks.extend(_fallbacks(update))
+        except Exception:
+            after = await self.record(thread_id)
+            claimed = after is not None and (before is None or after.epoch > before.epoch)
+            if not claimed or after.status is not ThreadStatus.FAILED:
+                raise
+        outcome = await self.outcome(name, thread_id)
+        outcome.fallbacks = fallbacks
         return outcome
 
+    async def outcome(self, name: str, thread_id: str) -> RunOutcome:
+        snapshot = await self.graph(name).aget_state(config_for(thread_id))
+        return describe(thread_id, name, snapshot, await self.record(thread_id))
+
     async def run(self, name: str, message: str, thread_id: str, on_update: OnUpdate) -> RunOutcome:
-        tripped = run_input_guardrails(self.workflow(name).input_guardrails, message)
-        if tripped is not None:  # refused before anything is saved
-            raise GuardrailTripwireTriggered(tripped)
         payload = {"messages": [{"role": "user", "content": message}]}
+        return await self.drive(name, thread_id, payload, on_update)
 
-        def check(snapshot: Any, index: ThreadIndex) -> None:
-            if snapshot.interrupts:
-                raise NotWaiting(
-                    f"thread {thread_id!r} is waiting for an approval; answer it with accord resume"
-                )
-            if not finished(snapshot):
-                raise NotWaiting(
-                    f"thread {thread_id!r} stopped mid-run; continue it with accord resume {thread_id}"
-                )
+    async def resume(self, thread_id: str, decision: dict[str, Any] | None,
+                     on_update: OnUpdate) -> RunOutcome:
+        record = await self.record(thread_id)
+        name = await self.graph_of(thread_id, record)
+        if record is not None and decision is None:
+            if record.status is ThreadStatus.INTERRUPTED:
+                from accord.engine.errors import NotWaiting
 
-        return await self._drive(name, thread_id, payload, on_update, check)
+                raise NotWaiting(f"thread {thread_id!r} is waiting for a decision: pass "
+                                 "--approve, --reject or --edit")
+            if record.status is ThreadStatus.DONE:
+                from accord.engine.errors import NotWaiting
 
-    async def resume(self, thread_id: str, decision: dict[str, Any] | None, on_update: OnUpdate) -> RunOutcome:
-        name = await self.graph_of(thread_id)
-
-        def check(snapshot: Any, index: ThreadIndex) -> None:
-            if not snapshot.values:
-                raise ThreadNotFound(
-                    f"thread {thread_id!r} has no saved checkpoint (it stopped before its first "
-                    f"step was saved); start it again with accord run {name} MESSAGE --thread {thread_id}"
-                )
-            if decision is None and (snapshot.interrupts or finished(snapshot)):
-                # A crash after the last checkpoint but before the index was updated leaves the
-                # index saying "running": set it right, so `accord threads` lists the approval.
-                self._record(index, describe(thread_id, name, snapshot))
-            if decision is not None and not snapshot.interrupts:
-                state = "finished" if finished(snapshot) else "not waiting for a decision"
-                raise NotWaiting(f"thread {thread_id!r} is {state}; there is nothing to approve")
-            if decision is None and snapshot.interrupts:
-                raise NotWaiting(
-                    f"thread {thread_id!r} is waiting for a decision: pass --approve, --reject or --edit"
-                )
-            if decision is None and finished(snapshot):
                 raise NotWaiting(f"thread {thread_id!r} is finished; nothing to resume")
-
         payload = Command(resume=decision) if decision is not None else None
-        return await self._drive(name, thread_id, payload, on_update, check)
+        return await self.drive(name, thread_id, payload, on_update)
 
-    async def state(self, thread_id: str) -> tuple[RunOutcome, Any]:
+    async def show(self, thread_id: str) -> tuple[RunOutcome, Any, list[Any], list[AuditEvent]]:
+        """A thread's outcome, latest state, checkpoint history and audit log."""
         name = await self.graph_of(thread_id)
-        config = {"configurable": {"thread_id": thread_id}}
-        async with self.graph(name) as graph:
-            snapshot = await graph.aget_state(config)
-            if not snapshot.values:
-                raise ThreadNotFound(f"unknown thread {thread_id!r}")
-            history = [h async for h in graph.aget_state_history(config)]
-        return describe(thread_id, name, snapshot), (snapshot, history)
+        graph = self.graph(name)
+        config = config_for(thread_id)
+        snapshot = await graph.aget_state(config)
+        if not snapshot.values:
+            raise ThreadNotFound(f"unknown thread {thread_id!r}")
+        history = [h async for h in graph.aget_state_history(config)]
+        audit = await self.saver._offload(self.saver.audit_log, thread_id)
+        return describe(thread_id, name, snapshot, await self.record(thread_id)), snapshot, history, audit
+
+
+def _fallbacks(update: Any) -> list[dict[str, Any]]:
+    events = update.get("audit") if isinstance(update, dict) else None
+    events = getattr(events, "value", events) or []
+    return [e for e in events if isinstance(e, dict) and e.get("kind") == AuditKind.FALLBACK]
+
+
+def tasks_of(values: dict[str, Any], audit: list[AuditEvent]) -> list[dict[str, Any]]:
+    """Every task of a thread: finished ones from the audit log, open ones from the state."""
+    tasks: dict[str, dict[str, Any]] = {}
+    for event in audit:
+        if event.kind is AuditKind.TASK_FINISHED and event.task_id:
+            tasks[event.task_id] = dict(event.details().get("task") or {})
+    for task_id, task in (values.get("tasks") or {}).items():
+        tasks[task_id] = {**tasks.get(task_id, {}), **task}
+    return list(tasks.values())

@@ -7,20 +7,22 @@ import os
 import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from accord.checkpoints import prune as prune_db
-from accord.checkpoints.threads import open_thread_index
+from accord.checkpoints import prune_saver
+from accord.checkpoints.errors import CheckpointError
 from accord.checkpoints.timetravel import fork as fork_thread
 from accord.checkpoints.timetravel import history as thread_history
 from accord.checkpoints.timetravel import parse_assignments
 from accord.checkpoints.timetravel import replay as replay_thread
-from accord.cli.app import DB_HELP, USER_ERRORS, app, emit, fail, guarded, out
+from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, fail, guarded, out
 from accord.cli.render import LiveView
-from accord.cli.session import Session, describe
+from accord.cli.session import RunOutcome, Session
+from accord.records import ThreadStatus
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -30,7 +32,7 @@ def parse_duration(text: str) -> timedelta:
     """``30s``, ``15m``, ``12h``, ``7d``, ``2w``."""
     found = _DURATION.match(text.strip())
     if not found:
-        raise ValueError(f"cannot read duration {text!r}; use e.g. 30m, 12h, 7d")
+        raise CheckpointError(f"cannot read duration {text!r}; use e.g. 30m, 12h, 7d")
     return timedelta(**{_UNITS[found.group(2)]: float(found.group(1))})
 
 
@@ -39,13 +41,13 @@ def history(
     thread: str = typer.Argument(...),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
+    graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
 ) -> None:
     """A thread's checkpoints, newest first: step, node, time, what runs next."""
-    session = Session(db)
 
     async def load() -> list:
-        async with session.graph(await session.graph_of(thread)) as graph:
-            return await thread_history(graph, thread)
+        async with Session.open(db, graph_ref=graph_ref) as session:
+            return await thread_history(session.graph(await session.graph_of(thread)), thread)
 
     entries = guarded(load())
     if as_json:
@@ -53,6 +55,10 @@ def history(
         return
     table = Table("checkpoint", "step", "source", "node", "next", "created", title=f"history of {thread}")
     for entry in entries:
+        if entry.error:
+            table.add_row(entry.checkpoint_id, "?", "[red]unreadable[/]", entry.node or "", "",
+                          entry.error[:60])
+            continue
         table.add_row(entry.checkpoint_id, str(entry.step), entry.source, entry.node or "",
                       ",".join(entry.next), entry.created_at[:23])
     out.print(table)
@@ -64,21 +70,24 @@ def replay(
     checkpoint: str = typer.Option(..., "--from", help="Checkpoint id (see accord history)"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
+    graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
 ) -> None:
     """Re-run a thread from a checkpoint (side effects already done are not repeated)."""
-    session = Session(db)
     view = LiveView(out, enabled=not as_json)
 
-    async def go():
-        name = await session.graph_of(thread)
-        async with session.graph(name) as graph:
-            async for chunk in replay_thread(graph, thread, checkpoint):
-                for node, update in chunk.items():
-                    view(node, update)
-            outcome = describe(thread, name, await graph.aget_state({"configurable": {"thread_id": thread}}))
-        with open_thread_index(db) as index:
-            index.upsert(thread, graph=name, status=outcome.status, pending=outcome.interrupt)
-        return outcome
+    async def go() -> RunOutcome:
+        async with Session.open(db, graph_ref=graph_ref) as session:
+            name = await session.graph_of(thread)
+            graph = session.graph(name)
+            try:
+                async for chunk in replay_thread(graph, thread, checkpoint):
+                    for node, update in chunk.items():
+                        view(node, update)
+            except Exception:
+                record = await session.record(thread)
+                if record is None or record.status is not ThreadStatus.FAILED:
+                    raise
+            return await session.outcome(name, thread)
 
     emit(guarded(go()), as_json)
 
@@ -91,26 +100,19 @@ def fork(
     new_thread: str = typer.Option(None, "--thread", help="Id of the new thread"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
+    graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
 ) -> None:
     """Copy a thread at a checkpoint into a new thread, with edits; the original is untouched."""
-    try:
-        values = parse_assignments(assignments)
-    except ValueError as exc:
-        fail(str(exc))
-    session = Session(db)
     new_id = new_thread or f"{thread}-fork-{uuid.uuid4().hex[:6]}"
 
-    async def go():
-        name = await session.graph_of(thread)
-        async with session.graph(name) as graph:
-            config = await fork_thread(graph, thread, checkpoint, new_id, values, by="cli")
-            outcome = describe(new_id, name, await graph.aget_state({"configurable": {"thread_id": new_id}}))
-        with open_thread_index(db) as index:
-            index.upsert(new_id, graph=name, status=outcome.status, pending=outcome.interrupt)
-        return outcome, config
+    async def go() -> RunOutcome:
+        values = parse_assignments(assignments)
+        async with Session.open(db, graph_ref=graph_ref) as session:
+            name = await session.graph_of(thread)
+            await fork_thread(session.graph(name), thread, checkpoint, new_id, values, by="cli")
+            return await session.outcome(name, new_id)
 
-    outcome, _ = guarded(go())
-    emit(outcome, as_json)
+    emit(guarded(go()), as_json)
 
 
 @app.command()
@@ -126,14 +128,17 @@ def prune(
     older_than = older_than or os.environ.get("ACCORD_THREAD_TTL") or None
     if not keep_latest and older_than is None:
         fail("say what to prune: --keep-latest and/or --older-than DURATION (or set ACCORD_THREAD_TTL)")
-    try:
+    async def go() -> Any:
         age = parse_duration(older_than) if older_than else None
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,
-                      disable=as_json) as progress:
-            progress.add_task("pruning checkpoints…")
-            report = prune_db(db, keep_latest=keep_latest, older_than=age, status=status)
-    except USER_ERRORS as exc:
-        fail(str(exc))
+        async with Session.open(db) as session:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,
+                          disable=as_json) as progress:
+                progress.add_task("pruning checkpoints…")
+                return await session.saver._offload(
+                    prune_saver, session.saver, keep_latest=keep_latest, older_than=age,
+                    status=status)
+
+    report = guarded(go())
     data = {
         "threads_deleted": len(report.threads_deleted),
         "threads_pruned": len(report.threads_pruned),

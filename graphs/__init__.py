@@ -1,14 +1,18 @@
-"""accord.graphs: the state-machine builder, router, approval nodes and state schema."""
+"""accord.graphs: the state-machine builder, router, approval nodes and state schema.
 
+The example workflow lives in ``accord.graphs.support`` (imported on demand).
+"""
+
+from accord.errors import AccordError
 from accord.graphs.approval import ApprovalDecision, ApprovalRequest, parse_decision
 from accord.graphs.builder import Workflow
 from accord.graphs.errors import (
-    AccordError,
     HopBudgetExceeded,
+    IllegalTransition,
     InvalidResume,
+    UnknownGraph,
     WorkflowBuildError,
 )
-from accord.graphs.nodes import Step
 from accord.graphs.router import (
     KeywordRule,
     LLMClassifier,
@@ -18,13 +22,14 @@ from accord.graphs.router import (
     Router,
 )
 from accord.graphs.state import WorkflowState
-from accord.graphs.transitions import TransitionTable
+from accord.graphs.transitions import Step, TransitionTable
 
 __all__ = [
     "AccordError",
     "ApprovalDecision",
     "ApprovalRequest",
     "HopBudgetExceeded",
+    "IllegalTransition",
     "InvalidResume",
     "KeywordRule",
     "LLMClassifier",
@@ -34,6 +39,7 @@ __all__ = [
     "Router",
     "Step",
     "TransitionTable",
+    "UnknownGraph",
     "Workflow",
     "WorkflowBuildError",
     "WorkflowState",

@@ -1,4 +1,4 @@
-"""Human approval: the typed interrupt payload and the validated resume value.
+"""Human approval: the typed interrupt payload, the validated resume value and the approval node.
 
 The resume value has one shape everywhere (CLI, notebook, ``Command(resume=...)`` through the
 dev server)::
@@ -10,12 +10,21 @@ dev server)::
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from langchain_core.messages import AIMessage
+from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from accord.agents.actions import ToolBox
+from accord.agents.ledger import current_ledger
+from accord.graphs.agent_node import PASS_THROUGH
 from accord.graphs.errors import InvalidResume
+from accord.graphs.transitions import Step, Transitions
+from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
 
 class ApprovalRequest(BaseModel):
@@ -95,3 +104,75 @@ def parse_decision(value: Any) -> ApprovalDecision:
         return ApprovalDecision.model_validate(value)
     except ValidationError as exc:
         raise InvalidResume(f"invalid resume value: {_first_error(exc)}") from None
+
+
+@dataclass
+class ApprovalNode:
+    """Pauses for a human decision; runs the held action after approval, exactly once.
+
+    LangGraph re-runs the node on resume; the decision is replayed from the resume value and
+    the action runs under its idempotency key, through the tool ledger: a re-run after a crash
+    gets the recorded result instead of acting again.
+    """
+
+    name: str
+    toolbox: ToolBox
+    transitions: Transitions
+    return_to: str
+
+    def ask(self, request: ApprovalRequest) -> ApprovalDecision:
+        """``interrupt()`` until the resume value is valid; every answer is replayed on re-run."""
+        error: str | None = None
+        while True:
+            raw = interrupt(request.model_copy(update={"error": error}).model_dump())
+            try:
+                return parse_decision(raw)
+            except InvalidResume as exc:
+                error = str(exc)
+
+    async def __call__(self, state: dict[str, Any]) -> Command:
+        pending = state.get("pending")
+        if not pending or pending.get("approval_node") != self.name:
+            step = Step(self.transitions.error_node or self.return_to, {
+                "errors": [{"at": utcnow(), "node": self.name,
+                            "error": "no action awaits this approval"}],
+            })
+            return self.transitions.command(self.name, state, step)
+        request = ApprovalRequest(
+            approval_node=self.name, agent=pending.get("agent", ""), action=pending["tool"],
+            args=pending["args"], reason=pending.get("reason", ""),
+            risk=pending.get("risk", "medium"), task_id=pending.get("task_id", ""),
+        )
+        decision = self.ask(request)
+        task_id = request.task_id
+        human = audit_event(AuditKind.HUMAN_DECISION, node=self.name, task_id=task_id,
+                            tool=request.action, decision=decision.decision,
+                            by=decision.by or "unknown", reason=decision.reason,
+                            args=decision.args)
+        update: dict[str, Any] = {"pending": None}
+        if decision.decision == "reject":
+            reply = f"{request.action} was rejected: {decision.reason}"
+            update["tasks"] = {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
+                                         "result": reply}}
+        else:
+            args = {**request.args, **(decision.args or {})}
+            ledger = current_ledger(task_id)
+            try:
+                result = await asyncio.to_thread(self.toolbox.run, request.action, args,
+                                                 key=pending["idempotency_key"], ledger=ledger)
+            except PASS_THROUGH:
+                raise
+            except Exception as exc:  # the approved action itself failed: recorded, not lost
+                reply = f"{request.action} was approved but failed: {exc}"
+                human["error"] = str(exc)
+                update["tasks"] = {task_id: {"status": TaskStatus.FAILED.value,
+                                             "updated_at": utcnow(), "result": reply}}
+                update["errors"] = [{"at": utcnow(), "node": self.name, "error": reply}]
+            else:
+                reply = f"{request.action} approved by {decision.by or 'a reviewer'}: {result}"
+                human["result"] = result
+                update["tasks"] = {task_id: {"status": TaskStatus.COMPLETED.value,
+                                             "updated_at": utcnow(), "result": reply}}
+        update["messages"] = [AIMessage(reply, name=self.name)]
+        update["audit"] = [human]
+        return self.transitions.command(self.name, state, Step(self.return_to, update))

@@ -7,11 +7,12 @@ is added with ``destinations`` equal to its allowed targets, so the compiled gra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from langchain_core.runnables import RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
@@ -20,14 +21,35 @@ from accord.agents.models import ModelResolver
 from accord.agents.registry import AgentRegistry
 from accord.agents.runner import AgentRunner
 from accord.agents.spec import AgentSpec
+from accord.engine.graph import AccordGraph, EngineSettings
+from accord.graphs.agent_node import AgentNode
+from accord.graphs.approval import ApprovalNode
 from accord.graphs.errors import WorkflowBuildError
-from accord.graphs.nodes import AgentNode, ApprovalNode, Step, Transitions, router_node
-from accord.graphs.router import Router
+from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
-from accord.graphs.transitions import TransitionTable
+from accord.graphs.transitions import Step, Transitions, TransitionTable
 from accord.guardrails.base import InputGuardrail, MaxInputLength
 
-NodeFn = Callable[[dict[str, Any]], Step]
+NodeFn = Callable[[dict[str, Any]], Step] | Callable[[dict[str, Any]], Awaitable[Step]]
+
+
+_WRAP_HOOKS = (("wrap_model_call", "awrap_model_call"), ("wrap_tool_call", "awrap_tool_call"))
+
+
+def _check_async(node: str, middleware: Any) -> None:
+    """accord runs every agent asynchronously: a wrap hook needs its async version."""
+    from langchain.agents.middleware import AgentMiddleware
+
+    for sync, async_ in _WRAP_HOOKS:
+        cls = type(middleware)
+        has_sync = getattr(cls, sync, None) is not getattr(AgentMiddleware, sync, None)
+        has_async = getattr(cls, async_, None) is not getattr(AgentMiddleware, async_, None)
+        if has_sync and not has_async:
+            raise WorkflowBuildError(
+                f"middleware {cls.__name__} of agent {node!r} defines {sync} but not {async_}; "
+                f"accord runs agents asynchronously on every entry point: define {async_} too",
+                node=node,
+            )
 
 
 class Workflow:
@@ -48,6 +70,7 @@ class Workflow:
         input_guardrails: Sequence[InputGuardrail] = (MaxInputLength(),),
         context_merges: Mapping[str, str] | None = None,
         context_ttl: timedelta | None = None,
+        lock_wait: float = 0.0,
     ) -> None:
         self.name = name
         self.router = router
@@ -62,6 +85,8 @@ class Workflow:
         """Shared-context key -> merge function name (see ``CONTEXT_MERGES``) for concurrent writers."""
         self.context_ttl = context_ttl
         """Shared-context entries older than this expire when the next request starts."""
+        self.lock_wait = lock_wait
+        """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
         self._agents: dict[str, AgentSpec] = {}
         self._middleware: dict[str, tuple[Any, ...]] = {}
         self._approvals: dict[str, str | None] = {}
@@ -79,6 +104,8 @@ class Workflow:
         """
         name = node or spec.id
         self._check_new(name)
+        for item in middleware:
+            _check_async(name, item)
         if spec.id not in self.registry:
             self.registry.register(spec)
         self._agents[name] = spec
@@ -92,7 +119,8 @@ class Workflow:
         return self
 
     def node(self, name: str, fn: NodeFn) -> Workflow:
-        """Add a plain node: ``fn(state) -> Step`` (its transition is checked like any other)."""
+        """Add a plain node: ``fn(state) -> Step``, sync or async (its transition is checked
+        like any other; a sync one runs in a worker thread)."""
         self._check_new(name)
         self._nodes[name] = fn
         return self
@@ -116,8 +144,10 @@ class Workflow:
 
     @property
     def table(self) -> TransitionTable:
-        """The effective transition table (declared edges plus the error path)."""
-        return TransitionTable(self._table).with_error_path(self.error_node)
+        """The effective transition table: the declared edges, the error path, and the finish
+        path (a node that returns to the router may end the run once its task is finished)."""
+        return (TransitionTable(self._table).with_error_path(self.error_node)
+                .with_finish_path(self.router_name))
 
     def validate(self) -> TransitionTable:
         """Check the workflow; raises :class:`WorkflowBuildError` naming the node."""
@@ -157,15 +187,16 @@ class Workflow:
     # build -------------------------------------------------------------------------------------
     def build(self) -> StateGraph:
         table = self.validate()
-        moves = Transitions(table, self.max_hops, self.error_node, self.context_merges,
-                            self.context_ttl)
+        moves = Transitions(table, self.max_hops, self.error_node, self.router_name,
+                            self.context_merges)
         graph = StateGraph(WorkflowState, input_schema=InputState)
 
         def dests(name: str) -> tuple[str, ...]:
             return table.targets(name)
 
-        run, arun = router_node(self.router_name, self.router, moves, self.models, self.input_guardrails)
-        graph.add_node(self.router_name, RunnableLambda(run, afunc=arun, name=self.router_name),
+        graph.add_node(self.router_name,
+                       router_node(self.router_name, self.router, moves, self.models,
+                                   self.context_ttl),
                        destinations=dests(self.router_name))
         for name, spec in self._agents.items():
             fallback = (
@@ -174,15 +205,13 @@ class Workflow:
                 else None
             )
             runner = AgentRunner(spec, self.toolbox, self.models, self._middleware[name])
-            agent = AgentNode(name, runner, moves,
-                              self._return_to(name), fallback)
-            # Retries of model calls run inside the agent (ModelRetryMiddleware); timeout and
-            # fallback run inside the node, so the drawing holds exactly the declared edges.
-            graph.add_node(name, RunnableLambda(agent.run, afunc=agent.arun, name=name),
+            # Model retries run inside the agent (ModelRetryMiddleware); timeout and fallback
+            # run inside the node, so the drawing holds exactly the declared edges.
+            graph.add_node(name, AgentNode(name, runner, moves, self._return_to(name), fallback),
                            destinations=dests(name))
         for name, return_to in self._approvals.items():
             approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
-            graph.add_node(name, approval.run, destinations=dests(name))
+            graph.add_node(name, approval, destinations=dests(name))
         for name, fn in self._nodes.items():
             graph.add_node(name, self._plain(name, fn, moves), destinations=dests(name))
         graph.add_edge(START, self.router_name)
@@ -192,19 +221,30 @@ class Workflow:
         targets = self.table.targets(name)
         if self.router_name in targets:
             return self.router_name
-        return next(t for t in targets if t != self.error_node)
+        return next(t for t in targets if t not in (self.error_node, END))
 
     @staticmethod
-    def _plain(name: str, fn: NodeFn, moves: Transitions) -> Callable[[dict[str, Any]], Command]:
-        def run(state: dict[str, Any]) -> Command:
-            return moves.command(name, state, fn(state))
+    def _plain(name: str, fn: NodeFn, moves: Transitions) -> Callable[[dict[str, Any]], Awaitable[Command]]:
+        async def run(state: dict[str, Any]) -> Command:
+            if inspect.iscoroutinefunction(fn):
+                step = await fn(state)
+            else:
+                step = await asyncio.to_thread(fn, state)
+            return moves.command(name, state, step)
 
         run.__name__ = name
         return run
 
-    def compile(self, checkpointer: Any = None, **kwargs: Any) -> Any:
-        """Validate, build and compile. Server-exported graphs pass no checkpointer."""
-        return self.build().compile(checkpointer=checkpointer, name=self.name, **kwargs)
+    def compile(self, checkpointer: Any = None, **kwargs: Any) -> AccordGraph:
+        """Validate, build and compile into an :class:`~accord.engine.AccordGraph`.
+
+        Pass accord's saver (``accord.checkpoints.open_saver``) to get the engine's guarantees;
+        graphs exported to ``langgraph dev`` pass none (the server lends one).
+        """
+        compiled = self.build().compile(checkpointer=checkpointer, name=self.name, **kwargs)
+        attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
+        engine = EngineSettings(input_guardrails=self.input_guardrails, lock_wait=self.lock_wait)
+        return AccordGraph(engine=engine, **attrs)
 
     def mermaid(self) -> str:
         return self.compile().get_graph().draw_mermaid()

@@ -6,15 +6,11 @@ from typing import Any
 
 from accord.agents.spec import import_object
 from accord.graphs.builder import Workflow
-from accord.graphs.errors import AccordError
+from accord.graphs.errors import UnknownGraph
 
 CATALOG: dict[str, str] = {
     "support": "accord.graphs.support:build_support",
 }
-
-
-class UnknownGraph(AccordError):
-    """No graph of that name in the catalog, and not an importable factory."""
 
 
 def load_workflow(name: str, **kwargs: Any) -> Workflow:
@@ -23,10 +19,14 @@ def load_workflow(name: str, **kwargs: Any) -> Workflow:
     if ":" not in path:
         raise UnknownGraph(f"unknown graph {name!r}; known graphs: {', '.join(sorted(CATALOG))}")
     try:
-        factory = import_object(path)
-    except (ImportError, AttributeError) as exc:
+        found = import_object(path)
+    except (ImportError, AttributeError, ValueError) as exc:
         raise UnknownGraph(f"cannot load graph {name!r}: {exc}") from None
-    workflow = factory(**kwargs)
+    if isinstance(found, Workflow):
+        return found
+    if not callable(found):
+        raise UnknownGraph(f"{path} is a {type(found).__name__}, not a Workflow or a factory")
+    workflow = found(**kwargs)
     if not isinstance(workflow, Workflow):
         raise UnknownGraph(f"{path} returned {type(workflow).__name__}, not a Workflow")
     return workflow

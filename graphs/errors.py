@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-
-class AccordError(Exception):
-    """Base class of every error accord raises on purpose."""
+from accord.errors import AccordError
 
 
 class WorkflowBuildError(AccordError):
@@ -29,9 +27,23 @@ class HopBudgetExceeded(AccordError):
         self.target = target
 
 
+class IllegalTransition(AccordError):
+    """A node proposed an undeclared transition and the graph declares no error path."""
+
+
 class InvalidResume(AccordError):
     """A resume value for an approval does not match the expected shape."""
 
 
-class RouteRejected(AccordError):
-    """A routing answer named a target the transition table does not allow."""
+class UnknownGraph(AccordError):
+    """No graph of that name in the catalog, and not an importable factory."""
+
+
+__all__ = [
+    "AccordError",
+    "HopBudgetExceeded",
+    "IllegalTransition",
+    "InvalidResume",
+    "UnknownGraph",
+    "WorkflowBuildError",
+]

@@ -1,23 +1,39 @@
-"""The tiered routing node: deterministic rules, then an LLM classification, then a default.
+"""The tiered router and its node: deterministic rules, then an LLM classification, then a default.
 
 No free text ever becomes a transition: an LLM's answer is parsed into a model whose target is
 a ``Literal`` of the allowed targets, checked again against the transition table, and replaced
-by the declared default when confidence is below the threshold.
+by the declared default when confidence is below the threshold. The LLM tier has a timeout
+(``LLMClassifier.timeout``, 30 s by default) and retries transient failures; whatever still
+fails, the declared default decides, and the decision records why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.errors import GraphBubbleUp
+from langgraph.graph import END
+from langgraph.types import Command
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-Tier = Literal["finish", "rule", "llm", "default", "handoff", "guardrail"]
+from accord.agents.models import is_transient
+from accord.graphs.state import (
+    HOPS_RESET,
+    expired_context,
+    latest_request,
+    retired_tasks,
+)
+from accord.graphs.transitions import Step, Transitions
+from accord.records import AuditKind, TaskStatus, audit_event, utcnow
+
+Tier = Literal["finish", "rule", "llm", "default", "handoff"]
 
 
 @dataclass(frozen=True)
@@ -32,14 +48,19 @@ class RouteDecision:
     """Why (the rule that matched, the model's reason, or why the default applied)."""
     confidence: float | None = None
     """The LLM's confidence, when the LLM tier was consulted."""
+    attempts: int = 0
+    """Calls made to the LLM tier for this decision (retries included)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "tier": self.tier,
             "target": self.target,
             "reason": self.reason,
             "confidence": self.confidence,
         }
+        if self.attempts:
+            out["attempts"] = self.attempts
+        return out
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,10 @@ class LLMClassifier:
     """Model reference or tier name."""
     threshold: float = 0.6
     """Below this confidence the router uses its default."""
+    timeout: float = 30.0
+    """Seconds one classification may take; a provider that hangs does not stall the run."""
+    max_attempts: int = 2
+    """Calls in total when a call fails transiently (timeout, 429, 5xx, dropped connection)."""
     instructions: str = (
         "You route customer requests to the one specialist who should handle them. "
         "Answer with the target, your confidence between 0 and 1, and a short reason."
@@ -150,58 +175,55 @@ class Router:
         prompt = [SystemMessage("\n".join(lines)), HumanMessage(text)]
         return targets, route_choice_model(targets), prompt
 
-    def decide(
+    async def decide(
         self,
         text: str,
         state: Mapping[str, Any],
         allowed: Sequence[str],
         model_for: Callable[[str], BaseChatModel],
     ) -> RouteDecision:
+        """Rules, then the LLM tier (bounded, retried on transient failures), then the default."""
         decided = self._by_rule(text, state)
         if decided is not None:
             return decided
+        classifier = self.classifier
+        assert classifier is not None
         targets, schema, prompt = self._prepare(text, allowed)
-        try:
-            model = model_for(self.classifier.model)  # type: ignore[union-attr]
-            raw = model.with_structured_output(schema).invoke(prompt)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:  # provider down, bad answer: the declared default decides
-            return self._rejected(exc)
-        return self._settle(raw, schema, targets)
+        failure: BaseException | None = None
+        attempts = 0
+        for attempts in range(1, classifier.max_attempts + 1):  # noqa: B007 - read after the loop
+            try:
+                model = model_for(classifier.model).with_structured_output(schema)
+                raw = await asyncio.wait_for(model.ainvoke(prompt), classifier.timeout)
+            except GraphBubbleUp:
+                raise
+            except TimeoutError:
+                failure = TimeoutError(f"no answer within {classifier.timeout:g}s")
+                continue
+            except Exception as exc:  # provider down, bad answer: retried if transient
+                failure = exc
+                if is_transient(exc):
+                    continue
+                break
+            return self._settle(raw, schema, targets, attempts)
+        return self._rejected(failure, attempts)
 
-    async def adecide(
-        self,
-        text: str,
-        state: Mapping[str, Any],
-        allowed: Sequence[str],
-        model_for: Callable[[str], BaseChatModel],
-    ) -> RouteDecision:
-        decided = self._by_rule(text, state)
-        if decided is not None:
-            return decided
-        targets, schema, prompt = self._prepare(text, allowed)
-        try:
-            model = model_for(self.classifier.model)  # type: ignore[union-attr]
-            raw = await model.with_structured_output(schema).ainvoke(prompt)
-        except GraphBubbleUp:
-            raise
-        except Exception as exc:  # provider down, bad answer: the declared default decides
-            return self._rejected(exc)
-        return self._settle(raw, schema, targets)
+    def _rejected(self, exc: BaseException | None, attempts: int) -> RouteDecision:
+        text = str(exc).splitlines()[0] if exc is not None and str(exc) else ""
+        kind = type(exc).__name__ if exc is not None else "no answer"
+        return RouteDecision("default", self.default, f"LLM answer rejected ({kind}): {text}",
+                             attempts=attempts)
 
-    def _rejected(self, exc: Exception) -> RouteDecision:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        return RouteDecision("default", self.default, f"LLM answer rejected ({type(exc).__name__}): {first}")
-
-    def _settle(self, raw: Any, schema: type[BaseModel], targets: Sequence[str]) -> RouteDecision:
+    def _settle(self, raw: Any, schema: type[BaseModel], targets: Sequence[str],
+                attempts: int) -> RouteDecision:
         assert self.classifier is not None
         try:
             choice: Any = schema.model_validate(raw if isinstance(raw, dict) else raw.model_dump())
         except (ValidationError, AttributeError) as exc:
-            return self._rejected(exc)
+            return self._rejected(exc, attempts)
         if choice.target not in targets:  # defence in depth; the Literal already forbids it
-            return RouteDecision("default", self.default, f"LLM chose unknown {choice.target!r}")
+            return RouteDecision("default", self.default, f"LLM chose unknown {choice.target!r}",
+                                 attempts=attempts)
         if choice.confidence < self.classifier.threshold:
             return RouteDecision(
                 "default",
@@ -209,5 +231,65 @@ class Router:
                 f"LLM confidence {choice.confidence:.2f} below {self.classifier.threshold:.2f} "
                 f"(suggested {choice.target}: {choice.reason})",
                 choice.confidence,
+                attempts,
             )
-        return RouteDecision("llm", choice.target, choice.reason, choice.confidence)
+        return RouteDecision("llm", choice.target, choice.reason, choice.confidence, attempts)
+
+
+def router_node(
+    name: str,
+    router: Router,
+    transitions: Transitions,
+    models: Callable[[str], BaseChatModel],
+    context_ttl: timedelta | None = None,
+) -> Callable[[dict[str, Any]], Awaitable[Command]]:
+    """The routing node: a new request opens a task and is routed; a returning one is closed,
+    handed on, or sent to the default."""
+
+    def returning(state: Mapping[str, Any], request_id: str, task: Mapping[str, Any]) -> Step:
+        if TaskStatus(task.get("status", "pending")).finished:
+            decision = RouteDecision("finish", END, f"task {task['status']}")
+        elif task.get("handoff_to"):
+            decision = RouteDecision("handoff", task["handoff_to"], "agent handed off")
+        else:
+            decision = RouteDecision("default", router.default, "task returned unfinished")
+        update: dict[str, Any] = {"audit": [audit_event(AuditKind.ROUTE, node=name,
+                                                        task_id=request_id,
+                                                        **decision.as_dict())]}
+        if decision.tier == "handoff":
+            update["tasks"] = {request_id: {"handoff_to": None, "agent": decision.target}}
+        return Step(decision.target, update)
+
+    def opened(state: Mapping[str, Any], request_id: str, text: str,
+               decision: RouteDecision) -> Step:
+        now = utcnow()
+        tasks = {**retired_tasks(state.get("tasks") or {}),
+                 request_id: {"id": request_id, "query": text, "agent": decision.target,
+                              "status": TaskStatus.IN_PROGRESS.value, "created_at": now,
+                              "updated_at": now, "result": None, "handoff_to": None}}
+        expired = expired_context(state.get("context") or {}, context_ttl, now)
+        return Step(decision.target, {
+            **({"context": expired} if expired else {}),
+            "hops": HOPS_RESET,
+            "active_task": request_id,
+            "tasks": tasks,
+            "audit": [audit_event(AuditKind.ROUTE, node=name, task_id=request_id,
+                                  **decision.as_dict())],
+        })
+
+    async def route(state: dict[str, Any]) -> Command:
+        request = latest_request(state)
+        if request is None:
+            decision = RouteDecision("finish", END, "no request to route")
+            step = Step(END, {"audit": [audit_event(AuditKind.ROUTE, node=name,
+                                                    **decision.as_dict())]})
+            return transitions.command(name, state, step)
+        task = (state.get("tasks") or {}).get(request.id)
+        if task is not None:
+            return transitions.command(name, state, returning(state, request.id, task))
+        decision = await router.decide(request.text, state, transitions.table.targets(name),
+                                       models)
+        return transitions.command(name, state, opened(state, request.id, request.text, decision))
+
+    route.__name__ = name
+    return route

@@ -2,40 +2,45 @@
 
 Values are plain JSON-compatible dicts and lists, so checkpoints stay portable between
 savers, the LangGraph dev server, Studio and the SDK without custom serialisation.
+
+A checkpoint's size does not depend on how long its thread has lived:
+
+- ``messages`` is a LangGraph ``DeltaChannel``: each checkpoint stores only the step's new
+  messages (a full snapshot every ``MESSAGE_SNAPSHOT_EVERY`` updates), not the conversation;
+- ``audit`` and ``errors`` hold the current request only; every event is copied to the audit
+  log (``accord_audit``) in the transaction of the step that produced it;
+- ``tasks`` holds open tasks and the last ``FINISHED_TASKS_KEPT`` finished ones; a finished
+  task's final record is in the audit log (``task_finished``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypedDict
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Annotated, Any, TypedDict
 
-from langchain_core.messages import AnyMessage
-from langgraph.graph.message import add_messages
+from langchain_core.messages import AnyMessage, HumanMessage
+from langgraph.channels.delta import DeltaChannel
+from langgraph.config import get_config
+from langgraph.graph.message import _messages_delta_reducer
 
-from accord.graphs.errors import AccordError
+from accord.errors import AccordError
+from accord.records import TaskStatus, audit_event, utcnow
 
-TaskStatus = Literal["pending", "in_progress", "awaiting_approval", "completed", "failed"]
-TASK_STATUSES: tuple[str, ...] = (
-    "pending",
-    "in_progress",
-    "awaiting_approval",
-    "completed",
-    "failed",
-)
-FINISHED_STATUSES = frozenset({"completed", "failed"})
 HOPS_RESET = "reset"
 
+MESSAGE_SNAPSHOT_EVERY = 200
+"""Message updates between two full snapshots of the conversation in a checkpoint."""
 
-def utcnow() -> str:
-    """Current UTC time as an ISO-8601 string (what state and audit records store)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+FINISHED_TASKS_KEPT = 3
+"""Finished tasks a thread's state keeps, for context; older ones live in the audit log."""
 
 
 class TaskRecord(TypedDict, total=False):
     id: str
     query: str
     agent: str | None
-    status: TaskStatus
+    status: str
     created_at: str
     updated_at: str
     result: str | None
@@ -56,10 +61,12 @@ class ContextConflict(AccordError):
 def merge_records(
     current: dict[str, Any] | None, update: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Merge records by id; a record's fields are updated, not replaced wholesale."""
+    """Merge records by id; a record's fields are updated, not replaced; ``None`` deletes it."""
     merged = dict(current or {})
     for key, value in (update or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
@@ -67,7 +74,7 @@ def merge_records(
 
 
 def append_list(current: list[Any] | None, update: list[Any] | Any | None) -> list[Any]:
-    """Append-only log reducer."""
+    """Append-only reducer (a request starts afresh with ``langgraph.types.Overwrite``)."""
     if update is None:
         return list(current or [])
     items = update if isinstance(update, list) else [update]
@@ -134,7 +141,10 @@ def merge_context(
 class WorkflowState(TypedDict, total=False):
     """State shared by every node of an accord workflow."""
 
-    messages: Annotated[list[AnyMessage], add_messages]
+    messages: Annotated[
+        list[AnyMessage],
+        DeltaChannel(_messages_delta_reducer, snapshot_frequency=MESSAGE_SNAPSHOT_EVERY),
+    ]
     tasks: Annotated[dict[str, TaskRecord], merge_records]
     outputs: Annotated[dict[str, Any], merge_records]
     context: Annotated[dict[str, ContextEntry], merge_context]
@@ -148,9 +158,57 @@ class WorkflowState(TypedDict, total=False):
 class InputState(TypedDict):
     """What a caller sends: the LangGraph ``messages`` convention."""
 
-    messages: Annotated[list[AnyMessage], add_messages]
+    messages: Annotated[
+        list[AnyMessage],
+        DeltaChannel(_messages_delta_reducer, snapshot_frequency=MESSAGE_SNAPSHOT_EVERY),
+    ]
 
 
-def audit_event(kind: str, **fields: Any) -> dict[str, Any]:
-    """One audit-trail record."""
-    return {"kind": kind, "at": utcnow(), **fields}
+def thread_id() -> str:
+    """The running node's thread id."""
+    return str(get_config().get("configurable", {}).get("thread_id", ""))
+
+
+def latest_request(state: Mapping[str, Any]) -> HumanMessage | None:
+    """The last human message: the request being worked on."""
+    for message in reversed(state.get("messages") or []):
+        if isinstance(message, HumanMessage):
+            return message
+    return None
+
+
+def retired_tasks(tasks: Mapping[str, Any], keep: int = FINISHED_TASKS_KEPT) -> dict[str, None]:
+    """Deletions for finished tasks beyond the ``keep`` most recent (they are in the audit log)."""
+    finished = [t for t in tasks.values() if TaskStatus(t.get("status", "pending")).finished]
+    finished.sort(key=lambda t: t.get("updated_at") or "")
+    return {t["id"]: None for t in finished[: max(0, len(finished) - keep)] if t.get("id")}
+
+
+def expired_context(context: Mapping[str, Any], ttl: timedelta | None, now: str) -> dict[str, None]:
+    """Deletions for shared-context entries older than ``ttl`` (``now`` minus ttl is the cutoff)."""
+    if ttl is None:
+        return {}
+    from datetime import datetime
+
+    cutoff = (datetime.fromisoformat(now) - ttl).isoformat(timespec="milliseconds")
+    return {k: None for k, e in context.items() if e.get("updated_at", "") < cutoff}
+
+
+__all__ = [
+    "CONTEXT_MERGES",
+    "HOPS_RESET",
+    "ContextConflict",
+    "InputState",
+    "TaskRecord",
+    "WorkflowState",
+    "append_list",
+    "audit_event",
+    "count_hops",
+    "expired_context",
+    "latest_request",
+    "merge_context",
+    "merge_records",
+    "retired_tasks",
+    "thread_id",
+    "utcnow",
+]

@@ -1,12 +1,18 @@
-"""The transition table: the single source of truth for a workflow's edges, checked at build."""
+"""The transition table: the single source of truth for a workflow's edges, checked at build
+time (:class:`TransitionTable`) and at run time (:class:`Transitions`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from langgraph.graph import END
+from langgraph.types import Command, Overwrite
 
-from accord.graphs.errors import WorkflowBuildError
+from accord.graphs.errors import HopBudgetExceeded, IllegalTransition, WorkflowBuildError
+from accord.graphs.state import HOPS_RESET
+from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
 
 class TransitionTable:
@@ -26,6 +32,18 @@ class TransitionTable:
 
     def pairs(self) -> set[tuple[str, str]]:
         return {(s, t) for s, ts in self.edges.items() for t in ts}
+
+    def with_finish_path(self, router: str) -> TransitionTable:
+        """Every node that returns to the router may end the run when its task is finished.
+
+        The router would only close the task (its ``finish`` tier); the node does it inline,
+        saving a super-step, and the drawing shows the edge.
+        """
+        table = {
+            src: (*targets, END) if router in targets and src != router else targets
+            for src, targets in self.edges.items()
+        }
+        return TransitionTable(table)
 
     def with_error_path(self, error_node: str | None) -> TransitionTable:
         """Every node may go to the declared error node (it is part of the table)."""
@@ -127,3 +145,104 @@ class TransitionTable:
                 if found:
                     return found
         return None
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a node proposes: the next node and its state update."""
+
+    goto: str | Sequence[str]
+    """Proposed next node, or several to run in parallel (checked against the table)."""
+    update: dict[str, Any] = field(default_factory=dict)
+    """State update."""
+
+
+@dataclass
+class Transitions:
+    """The run-time check: applies the transition table and the hop budget to a proposed step."""
+
+    table: TransitionTable
+    max_hops: int | None
+    error_node: str | None
+    router: str | None = None
+    """The router's node: a step back to it with a finished task ends the run instead."""
+    merges: Mapping[str, str] = field(default_factory=dict)
+
+    def command(self, src: str, state: Mapping[str, Any], step: Step) -> Command:
+        """Check a proposed step; an undeclared target is recorded and sent to the error path.
+
+        ``step.goto`` may name several targets: they run in parallel (a fan-out) and their
+        shared-context writes meet the declared merge functions.
+        """
+        update = dict(step.update)
+        audit = list(update.pop("audit", []))
+        errors = list(update.pop("errors", []))
+        targets = self._checked(src, step, audit, errors)
+        audit.extend(self._finished_tasks(src, state, update))
+        if self._closes(src, targets, state, update):
+            task = self._task_status(state, update)
+            audit.append(audit_event(AuditKind.ROUTE, node=self.router, tier="finish", target=END,
+                                     reason=f"task {task}", confidence=None))
+            targets = [END]
+        reset = update.get("hops") == HOPS_RESET
+        hops = (0 if reset else int(state.get("hops") or 0)) + 1
+        ending = all(t == END for t in targets)
+        if self.max_hops is not None and hops > self.max_hops and not ending:
+            raise HopBudgetExceeded(budget=self.max_hops, node=src, target=",".join(targets))
+        update["hops"] = HOPS_RESET if reset else 1
+        for target in targets:
+            audit.append(audit_event(AuditKind.TRANSITION, node=src, target=target, hop=hops))
+        # a new request starts the audit window afresh (the log keeps every event)
+        update["audit"] = Overwrite(audit) if reset else audit
+        if errors or reset:
+            update["errors"] = Overwrite(errors) if reset else errors
+        return Command(goto=targets[0] if len(targets) == 1 else targets, update=update)
+
+    def _checked(self, src: str, step: Step, audit: list, errors: list) -> list[str]:
+        wanted = [step.goto] if isinstance(step.goto, str) else list(step.goto)
+        targets: list[str] = []
+        for goto in (END if g == "END" else g for g in wanted):
+            if not self.table.allows(src, goto):
+                audit.append(audit_event(AuditKind.ILLEGAL_TRANSITION, node=src, target=goto))
+                errors.append({"at": utcnow(), "node": src,
+                               "error": f"illegal transition {src} -> {goto}"})
+                if self.error_node is None or not self.table.allows(src, self.error_node):
+                    raise IllegalTransition(
+                        f"illegal transition {src} -> {goto} and no error path is declared"
+                    )
+                goto = self.error_node
+            if goto not in targets:
+                targets.append(goto)
+        return targets
+
+    @staticmethod
+    def _task_status(state: Mapping[str, Any], update: Mapping[str, Any]) -> str | None:
+        task_id = update.get("active_task") or state.get("active_task")
+        if not task_id:
+            return None
+        record = {**((state.get("tasks") or {}).get(task_id) or {}),
+                  **((update.get("tasks") or {}).get(task_id) or {})}
+        return record.get("status")
+
+    def _closes(self, src: str, targets: list[str], state: Mapping[str, Any],
+                update: Mapping[str, Any]) -> bool:
+        if self.router is None or src == self.router or targets != [self.router]:
+            return False
+        status = self._task_status(state, update)
+        return status is not None and TaskStatus(status).finished and self.table.allows(src, END)
+
+    @staticmethod
+    def _finished_tasks(src: str, state: Mapping[str, Any], update: Mapping[str, Any]) -> list:
+        """A ``task_finished`` event (with the final record) for each task this step finishes."""
+        events = []
+        for task_id, change in (update.get("tasks") or {}).items():
+            if not isinstance(change, dict) or "status" not in change:
+                continue
+            if not TaskStatus(change["status"]).finished:
+                continue
+            before = (state.get("tasks") or {}).get(task_id) or {}
+            if before.get("status") == change["status"]:
+                continue
+            events.append(audit_event(AuditKind.TASK_FINISHED, node=src, task_id=task_id,
+                                      task={**before, **change}))
+        return events

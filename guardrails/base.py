@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from accord.graphs.errors import AccordError
+from accord.errors import AccordError
 
 
 @dataclass(frozen=True)

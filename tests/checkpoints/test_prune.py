@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from accord.checkpoints import (
+    CheckpointError,
     expire_threads,
     open_saver,
     open_thread_index,
@@ -112,7 +113,7 @@ def test_older_than_and_status_filters(db_url, counter_builder, thread_id):
 
 
 def test_prune_needs_a_rule(db_url):
-    with open_saver(db_url) as saver, pytest.raises(ValueError, match="keep_latest"):
+    with open_saver(db_url) as saver, pytest.raises(CheckpointError, match="keep_latest"):
         prune_saver(saver, None)
 
 

@@ -30,6 +30,7 @@ def test_thread_index_round_trips(db_url, thread_id):
             created_at=clock.now,
             updated_at=clock.now,
         )
+        assert (first.epoch, first.head, first.error) == (0, None, None)
         clock.tick(minutes=5)
         pending = {"kind": "approval", "payload": {"amount": 12.5, "items": ["a", "b"]}}
         second = index.upsert(thread_id, status=ThreadStatus.INTERRUPTED, pending=pending)

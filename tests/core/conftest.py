@@ -14,7 +14,7 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from accord.graphs import Step
-from accord.graphs.support_db import SupportDB
+from accord.graphs.support import SupportDB
 
 
 @pytest.fixture

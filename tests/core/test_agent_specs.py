@@ -8,7 +8,14 @@ import textwrap
 import pytest
 from pydantic import ValidationError
 
-from accord.agents import AgentRegistry, AgentResult, AgentSpec, RegistryError, load_specs
+from accord.agents import (
+    AgentRegistry,
+    AgentResult,
+    AgentSpec,
+    RegistryError,
+    SpecError,
+    load_specs,
+)
 from accord.graphs import KeywordRule, Router, Workflow
 
 
@@ -86,7 +93,7 @@ def test_valid_specs():
     llm = AgentSpec(id="billing_v2", purpose="p", model="small", version="2.0.0-rc.1+build.7")
     assert (llm.kind, llm.key) == ("llm", "billing_v2@2.0.0-rc.1+build.7")
     rules = AgentSpec(id="r", purpose="p", kind="rules",
-                      handler="accord.graphs.support_agents:tech_rules")
+                      handler="accord.graphs.support.agents:tech_rules")
     assert callable(rules.handler) and rules.handler.__name__ == "tech_rules"
 
 
@@ -145,7 +152,7 @@ def test_load_specs_from_a_folder(tmp_path, greeter_module):
 def test_a_bad_spec_in_yaml_is_rejected(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("- id: broken\n  purpose: x\n  version: '1'\n  model: small\n")
-    with pytest.raises(ValidationError, match="is not semantic"):
+    with pytest.raises(SpecError, match=r"bad.yaml: agent broken: version: version '1' is not semantic"):
         load_specs(path)
 
 

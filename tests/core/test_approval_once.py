@@ -6,9 +6,11 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+import pytest
 from langgraph.types import Command
 
 from accord.checkpoints import open_saver
+from accord.engine import NotWaiting
 from accord.graphs.support import build_support
 
 REFUND = "Please refund invoice INV-1002, I was charged twice"
@@ -67,8 +69,10 @@ def test_forking_and_resuming_again_on_the_same_saver_refunds_once(tmp_path, sup
         graph.invoke({"messages": [{"role": "user", "content": REFUND}]}, THREAD)
         paused = graph.get_state(THREAD).config
         graph.invoke(Command(resume={"decision": "approve", "by": "alice"}), THREAD)
-        # resume a finished thread, and fork from the paused checkpoint: neither refunds again
-        graph.invoke(Command(resume={"decision": "approve", "by": "bob"}), THREAD)
+        # a decision for a finished thread is refused; a replay from the paused checkpoint
+        # approves again without refunding again
+        with pytest.raises(NotWaiting, match="is finished; it is not waiting for a decision"):
+            graph.invoke(Command(resume={"decision": "approve", "by": "bob"}), THREAD)
         graph.invoke(Command(resume={"decision": "approve", "by": "carol"}), paused)
         # and a fresh graph on the same saver sees one finished thread
         fresh = build_support(db=support_db, use_llm=False).compile(checkpointer=saver)

@@ -19,8 +19,13 @@ def db(tmp_path) -> str:
 def finished_thread(db, tmp_path, monkeypatch) -> str:
     """A thread that ran to the end (created in-process through the CLI's session)."""
     monkeypatch.setenv("ACCORD_SUPPORT_DB", str(tmp_path / "support.db"))
-    outcome = asyncio.run(Session(db).run("support", "my app crashes on start", "finished-1",
-                                          lambda node, update: None))
+
+    async def run():
+        async with Session.open(db) as session:
+            return await session.run("support", "my app crashes on start", "finished-1",
+                                     lambda node, update: None)
+
+    outcome = asyncio.run(run())
     assert outcome.status == "done"
     return outcome.thread_id
 
@@ -65,7 +70,11 @@ def test_resume_of_a_finished_thread(accord, db, finished_thread):
     user_error(accord("resume", finished_thread, "--approve", "--db", db), "is finished")
     user_error(accord("resume", finished_thread, "--db", db), "is finished; nothing to resume")
     # the thread is untouched
-    outcome, (snapshot, _) = asyncio.run(Session(db).state(finished_thread))
+    async def show():
+        async with Session.open(db) as session:
+            return await session.show(finished_thread)
+
+    outcome, snapshot, _, _ = asyncio.run(show())
     assert outcome.status == "done" and snapshot.next == ()
 
 

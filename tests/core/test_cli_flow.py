@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from accord.graphs.support import build_support
-from accord.graphs.support_db import SupportDB
+from accord.graphs.support import SupportDB, build_support
 
 REFUND = "Please refund invoice INV-1002, I was charged twice"
 

@@ -1,12 +1,13 @@
-"""The tool ledger: a re-run step sees the tool results its first run saw, from the store."""
+"""The tool ledger: a re-run step sees the tool results its first run saw, from accord's saver."""
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.store.memory import InMemoryStore
 
 from accord.agents import AgentResult, AgentSpec
+from accord.checkpoints import open_saver
 from accord.graphs import KeywordRule, Router, Workflow
 
 
@@ -34,32 +35,34 @@ def replay_clerk(graph, config) -> str:
     return graph.get_state(config).values["messages"][-1].content
 
 
-def test_a_re_run_step_gets_recorded_results_from_the_store() -> None:
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+def test_a_re_run_step_gets_recorded_results_from_the_ledger(scheme, tmp_path) -> None:
     calls: list[int] = []
-    store = InMemoryStore()
-    graph = build(calls).compile(checkpointer=InMemorySaver(), store=store)
-    config = {"configurable": {"thread_id": "s1"}}
-    graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
-    assert graph.get_state(config).values["messages"][-1].content == "9 pens left"
-    assert replay_clerk(graph, config) == "9 pens left"  # the recorded read, not a new one
-    assert len(calls) == 1
-    (item,) = store.search(("accord", "ledger", "s1"))
-    assert item.value["tool"] == "stock"
+    url = "memory://" if scheme == "memory" else f"sqlite:///{tmp_path}/a.db"
+    with open_saver(url) as saver:
+        graph = build(calls).compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "s1"}}
+        graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
+        assert graph.get_state(config).values["messages"][-1].content == "9 pens left"
+        assert replay_clerk(graph, config) == "9 pens left"  # the recorded read, not a new one
+        assert len(calls) == 1
 
 
-def test_without_a_store_tools_simply_run_again() -> None:
+def test_a_foreign_saver_keeps_the_ledger_in_the_process() -> None:
+    """LangGraph's own InMemorySaver: the engine keeps the ledger beside it, in memory."""
     calls: list[int] = []
     graph = build(calls).compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "s2"}}
     graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
-    assert replay_clerk(graph, config) == "8 pens left"
-    assert len(calls) == 2
+    assert replay_clerk(graph, config) == "9 pens left"
+    assert len(calls) == 1
 
 
-def test_each_request_reads_afresh() -> None:
+def test_each_request_reads_afresh(tmp_path) -> None:
     calls: list[int] = []
-    graph = build(calls).compile(checkpointer=InMemorySaver(), store=InMemoryStore())
-    config = {"configurable": {"thread_id": "s3"}}
-    for expected in ("9 pens left", "8 pens left"):
-        graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
-        assert graph.get_state(config).values["messages"][-1].content == expected
+    with open_saver(f"sqlite:///{tmp_path}/a.db") as saver:
+        graph = build(calls).compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "s3"}}
+        for expected in ("9 pens left", "8 pens left"):
+            graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
+            assert graph.get_state(config).values["messages"][-1].content == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +14,7 @@ from accord.graphs import (
     LLMClassifier,
     PatternRule,
     PredicateRule,
+    RouteDecision,
     Router,
     Step,
     Workflow,
@@ -31,7 +33,7 @@ ROUTER = Router(
 def routed(completes) -> Callable[[ScriptedChatModel], object]:
     """router -> billing | tech | triage; tech may also go to `secret`, the router may not."""
 
-    def build(model: ScriptedChatModel, router: Router = ROUTER):
+    def build(model: ScriptedChatModel, router: Router = ROUTER, checkpointer=None):
         workflow = Workflow("r", router=router, max_hops=10, models=ModelResolver(models={"*": model}))
         for name in ("billing", "tech", "secret"):
             workflow.node(name, completes(name))
@@ -41,7 +43,7 @@ def routed(completes) -> Callable[[ScriptedChatModel], object]:
             "billing": ["router"], "tech": ["router", "secret"], "secret": ["router"],
             "triage": ["END"],
         })
-        return workflow.compile()
+        return workflow.compile(checkpointer=checkpointer)
 
     return build
 
@@ -109,7 +111,7 @@ def test_returning_after_the_task_completed_costs_no_model_call(routed, config):
 
     model = ScriptedChatModel([StructuredReply({"target": "tech", "confidence": 0.8, "reason": "r"}),
                                StructuredReply({"target": "billing", "confidence": 0.8, "reason": "r"})])
-    graph = routed(model).builder.compile(checkpointer=InMemorySaver())
+    graph = routed(model, checkpointer=InMemorySaver())
     cfg = config()
     out = ask(graph, "the screen flickers", cfg)
     assert model.calls == 1
@@ -130,9 +132,13 @@ def test_rules_are_tried_in_order_and_fall_through_to_the_default():
         raise AssertionError("the rule tier must not ask for a model")
 
     allowed = ["vip", "billing", "tech", "triage"]
-    assert router.decide("INV-1002 crash", {}, allowed, no_model).target == "billing"
-    assert router.decide("INV-1002 crash", {"vip": True}, allowed, no_model).reason == "vip customer"
-    assert router.decide("it CRASHED", {}, allowed, no_model).target == "triage"  # whole words only
-    decision = router.decide("a Crash!", {}, allowed, no_model)
+
+    def decide(text: str, state: dict) -> RouteDecision:
+        return asyncio.run(router.decide(text, state, allowed, no_model))
+
+    assert decide("INV-1002 crash", {}).target == "billing"
+    assert decide("INV-1002 crash", {"vip": True}).reason == "vip customer"
+    assert decide("it CRASHED", {}).target == "triage"  # whole words only
+    decision = decide("a Crash!", {})
     assert (decision.tier, decision.target) == ("rule", "tech")
-    assert router.decide("hello", {}, allowed, no_model).tier == "default"
+    assert decide("hello", {}).tier == "default"

@@ -121,9 +121,9 @@ def test_agent_middleware_slot_runs_inside_the_llm_agent(tmp_path) -> None:
     seen: list[int] = []
 
     class Count(AgentMiddleware):
-        def wrap_model_call(self, request, handler):
+        async def awrap_model_call(self, request, handler):
             seen.append(len(request.messages))
-            return handler(request)
+            return await handler(request)
 
     model = ScriptedChatModel(["Try clearing the cache."])
     workflow = build_support(db=str(tmp_path / "s.db"), use_llm=True,
@@ -133,3 +133,19 @@ def test_agent_middleware_slot_runs_inside_the_llm_agent(tmp_path) -> None:
                        {"configurable": {"thread_id": "mw"}})
     assert out["messages"][-1].content == "Try clearing the cache."
     assert seen == [1]  # one model call, seeing only the query-only handoff
+
+
+def test_middleware_with_only_a_sync_wrap_hook_is_refused_at_build(tmp_path) -> None:
+    """accord runs agents asynchronously on every entry point: a sync-only wrap hook would
+    fail at run time and hand every request to the fallback, so the build refuses it."""
+    from langchain.agents.middleware import AgentMiddleware
+
+    from accord.graphs import WorkflowBuildError
+    from accord.graphs.support import build_support
+
+    class SyncOnly(AgentMiddleware):
+        def wrap_model_call(self, request, handler):
+            return handler(request)
+
+    with pytest.raises(WorkflowBuildError, match="defines wrap_model_call but not awrap_model_call"):
+        build_support(db=str(tmp_path / "s.db"), use_llm=True, middleware={"tech": [SyncOnly()]})

@@ -83,7 +83,7 @@ def _instrument() -> None:
     from accord.graphs import builder, support
     from accord.graphs.nodes import ApprovalNode
     from accord.graphs.router import Router
-    from accord.graphs.support_db import SupportDB
+    from accord.graphs.support import SupportDB
 
     # checkpoint writes: a step's task writes, then the step's checkpoint
     for saver in (PruningAsyncSqliteSaver, AsyncPostgresSaver):

@@ -16,8 +16,7 @@ from langgraph.constants import START
 from langgraph_sdk import get_client
 
 from accord.checkpoints import open_saver
-from accord.graphs.support import build_support
-from accord.graphs.support_db import SupportDB
+from accord.graphs.support import SupportDB, build_support
 
 REQUEST = "Please refund invoice INV-1002, I was charged twice"
 APPROVE = {"decision": "approve", "by": "studio-user"}
@@ -91,12 +90,22 @@ def assert_in_accord_db(db_url: str, thread_id: str, *, finished: bool) -> None:
     with open_saver(db_url) as saver:
         checkpoints = list(saver.list(config))
         latest = saver.get_tuple(config)
+        values = build_support().compile(checkpointer=saver).get_state(config).values
+        record = saver.threads.get(thread_id)
+        audit = saver.audit_log(thread_id)
     assert checkpoints and latest is not None, f"no checkpoints of {thread_id} in accord's database"
     assert {c.metadata.get("graph_id") for c in checkpoints} == {"support"}
-    values = latest.checkpoint["channel_values"]
+    # the engine kept the thread index and the audit log for the server's runs
+    assert record is not None and record.graph == "support"
+    assert record.epoch == (2 if finished else 1)
+    assert any(e.kind == "route" and e.details().get("target") == "billing" for e in audit)
     if finished:
+        assert record.status == "done" and record.pending is None
         assert "approved by studio-user" in values["messages"][-1].content
+        assert any(e.kind == "human_decision" and e.details().get("by") == "studio-user"
+                   for e in audit)
     else:
+        assert record.status == "interrupted" and record.pending["action"] == "issue_refund"
         assert values["pending"]["tool"] == "issue_refund"
 
 

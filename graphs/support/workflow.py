@@ -3,11 +3,13 @@
 The router delegates to billing (invoices, refunds; a refund above a threshold needs a human's
 approval), technical support and account agents, with an escalation path to a human. Each
 agent has an LLM version and a rule-based version; without ``OPENAI_API_KEY`` the rule-based
-ones run. ``graph`` is exported for ``langgraph dev`` (compiled without a checkpointer).
+ones run. ``make_graph`` is the factory ``langgraph.json`` exports (compiled without a
+checkpointer: the server lends one).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -21,10 +23,11 @@ from accord.agents.models import ModelResolver, llm_available
 from accord.agents.registry import AgentRegistry
 from accord.agents.spec import load_specs
 from accord.graphs.builder import Workflow
-from accord.graphs.nodes import Step, latest_request, thread_id
 from accord.graphs.router import KeywordRule, LLMClassifier, PatternRule, Router
-from accord.graphs.state import audit_event, utcnow
-from accord.graphs.support_db import SupportDB, support_tools
+from accord.graphs.state import latest_request, thread_id
+from accord.graphs.support.db import SupportDB, support_tools
+from accord.graphs.transitions import Step
+from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
 ROUTER, BILLING, TECH, ACCOUNT = "router", "billing", "tech", "account"
 REFUND_APPROVAL, HUMAN_TRIAGE = "refund_approval", "human_triage"
@@ -57,7 +60,7 @@ DESCRIPTIONS = {
 
 
 def spec_file() -> Path:
-    return Path(str(resources.files("accord.graphs").joinpath("specs/support_agents.yaml")))
+    return Path(str(resources.files("accord.graphs.support").joinpath("specs/support_agents.yaml")))
 
 
 def mode_line(use_llm: bool | None = None) -> str:
@@ -81,9 +84,11 @@ def human_triage(db: SupportDB) -> Any:
                            idempotency_key(thread_id(), task_id, "escalate"))
         reply = f"I've passed this to our support team (ticket #{ticket['id']}); a person will reply soon."
         return Step("END", {
-            "tasks": {task_id: {"status": "completed", "updated_at": utcnow(), "result": reply}},
+            "tasks": {task_id: {"status": TaskStatus.COMPLETED.value, "updated_at": utcnow(),
+                                "result": reply}},
             "messages": [AIMessage(reply, name=HUMAN_TRIAGE)],
-            "audit": [audit_event("escalated", node=HUMAN_TRIAGE, ticket=ticket["id"], reason=why)],
+            "audit": [audit_event(AuditKind.ESCALATED, node=HUMAN_TRIAGE, task_id=task_id,
+                                  ticket=ticket["id"], reason=why)],
         })
 
     return triage
@@ -138,5 +143,11 @@ def build_support(
     return workflow.transitions(TRANSITIONS)
 
 
-graph = build_support().compile()
-"""Exported for ``langgraph dev`` / the Agent Server, which supply the checkpointer."""
+@functools.cache
+def make_graph() -> Any:
+    """The support graph for ``langgraph dev`` / the Agent Server (they lend the checkpointer).
+
+    ``langgraph.json`` names this factory, so nothing is built when the module is imported;
+    the graph is built once, on the server's first request.
+    """
+    return build_support().compile()

@@ -34,7 +34,7 @@ class SupportDB:
     def connect(self) -> sqlite3.Connection:
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            seed = resources.files("accord.graphs").joinpath("data/support.sql").read_text()
+            seed = resources.files("accord.graphs.support").joinpath("data/support.sql").read_text()
             with closing(sqlite3.connect(self.path, timeout=30)) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(seed)

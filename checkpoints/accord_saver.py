@@ -1,0 +1,574 @@
+"""accord's saver: a LangGraph checkpointer that also knows runs.
+
+Every backend (``sqlite.py``, ``postgres.py``, ``memory.py``) is the stock LangGraph saver
+with this mixin in front. Outside a run it behaves exactly like the stock saver. Inside a run
+(a config that carries a :class:`~accord.checkpoints.runs.RunHandle`) it:
+
+- claims the thread first (``begin_run``): the thread lock, the fencing token, the request
+  recorded before work starts, and the check that the thread may take this kind of run;
+- writes each step when its side effects require it (see ``runs.py``), refusing the write
+  with :class:`WriterFenced` once another run has claimed the thread;
+- writes, in the same transaction as the checkpoint, the step's new audit events and the
+  thread index's new head;
+- records tool results in the ledger the moment they exist (``ledger_record``);
+- ends the run (``end_run``): the final status, the pending approval or the cause of failure,
+  in the transaction that writes the last checkpoint.
+
+The logic is written once, synchronously; the async methods run it on a small thread pool,
+so one saver serves ``invoke`` and ``ainvoke``, notebooks and servers, on any event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import psycopg
+from langgraph._internal._constants import ERROR
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from langgraph.graph.message import _messages_delta_reducer
+
+from accord.checkpoints.errors import CheckpointError, CorruptCheckpoint, WriterFenced
+from accord.checkpoints.journal import CLAIM_RULES, Claim, ClaimRule, dumps
+from accord.checkpoints.keep_latest import check_strategy
+from accord.checkpoints.runs import (
+    RUN_KEY,
+    PendingPut,
+    PendingResult,
+    PendingWrites,
+    RunHandle,
+    RunSpec,
+    interrupt_payloads,
+)
+from accord.checkpoints.threads import ThreadRecord, utc_now
+from accord.errors import AccordError
+from accord.records import AuditEvent, AuditKind, ThreadStatus, audit_event
+
+T = TypeVar("T")
+
+AUDIT_CHANNEL = "audit"
+"""The state key whose new events are copied to the audit log with each checkpoint."""
+
+STOPPED = (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt)
+"""Ways a run stops without failing: the caller stopped reading, cancelled or interrupted it."""
+
+DRIVER_ERRORS = (psycopg.Error, sqlite3.Error)
+"""Database errors: the database's trouble, not a stored value's."""
+"""Ways a run stops without failing: the caller stopped reading, cancelled or interrupted it."""
+
+
+class ClaimRefused(CheckpointError):
+    """The thread's state does not admit this kind of run (the engine says why)."""
+
+    def __init__(self, claim: Claim, spec: RunSpec) -> None:
+        self.claim = claim
+        self.spec = spec
+        status = claim.previous.status.value if claim.previous else "unknown"
+        super().__init__(f"thread {spec.thread_id!r} ({status}) does not admit a {spec.kind} run")
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run left its thread."""
+
+    status: ThreadStatus
+    """The thread's status now."""
+    pending: Any = None
+    """The pending interrupt's payload, for ``interrupted``."""
+    error: str | None = None
+    """The cause, for ``failed``."""
+
+
+DELTA_REDUCERS: dict[str, Callable[..., Any]] = {"messages": _messages_delta_reducer}
+"""How ``compact`` folds a delta channel's writes: accord's conversation by default."""
+
+
+def _delta_channels(found: Any) -> set[str]:
+    counters = (found.metadata or {}).get("counters_since_delta_snapshot") or {}
+    snapshots = {k for k, v in found.checkpoint["channel_values"].items()
+                 if isinstance(v, _DeltaSnapshot)}
+    return set(counters) | snapshots
+
+
+def run_of(config: dict[str, Any] | None) -> RunHandle | None:
+    """The run handle a config carries (root namespace only)."""
+    configurable = (config or {}).get("configurable") or {}
+    handle = configurable.get(RUN_KEY)
+    if isinstance(handle, RunHandle) and not configurable.get("checkpoint_ns"):
+        return handle
+    return None
+
+
+def cause_of(error: BaseException) -> str:
+    """One line saying why a run failed."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, AccordError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class AccordSaver:
+    """The run-aware part of every accord saver (mixed in before the stock saver)."""
+
+    dialect: Any
+    """The journal's SQL (or the in-memory journal)."""
+    clock: Callable[[], datetime] = staticmethod(utc_now)
+    """What 'now' is for the thread index and the ledger (tests replace it)."""
+    _executor: ThreadPoolExecutor | None = None
+
+    # backend hooks ------------------------------------------------------------------------
+    def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
+        """Take the thread's lock (waiting up to ``spec.wait``) and claim it."""
+        raise NotImplementedError
+
+    def _release(self, handle: RunHandle) -> None:
+        """Release the thread's lock."""
+        raise NotImplementedError
+
+    def _transaction(self, handle: RunHandle | None, body: Callable[[Any], T]) -> T:
+        """Run ``body(cursor)`` in one write transaction (stock writes inside it join it)."""
+        raise NotImplementedError
+
+    def _reading(self) -> AbstractContextManager[Any]:
+        """A cursor for reading accord's tables."""
+        raise NotImplementedError
+
+    def _final_transaction(self, handle: RunHandle, body: Callable[[Any], T]) -> T:
+        """The transaction that ends a run (a backend may release the lock in it)."""
+        return self._transaction(handle, body)
+
+    def _read_together(self, body: Callable[[], T]) -> T:
+        """Run several stock reads as one (a backend may put them in one transaction)."""
+        return body()
+
+    def _hold(self, thread_id: str, wait: float) -> Any:
+        """Take the thread's lock without claiming the thread (maintenance)."""
+        return self._locks.acquire(thread_id, wait)  # type: ignore[attr-defined]
+
+    def _unhold(self, token: Any) -> None:
+        self._locks.release(token)  # type: ignore[attr-defined]
+
+    def _prune_stored(self, thread_ids: list[str], strategy: str) -> None:
+        """The backend's own prune of checkpoints, writes and blobs."""
+        raise NotImplementedError
+
+    def _store(self, cursor: Any, op: PendingPut | PendingWrites) -> None:
+        """Write a held checkpoint or task's writes with the stock saver's SQL."""
+        if isinstance(op, PendingPut):
+            super().put(op.config, op.checkpoint, op.metadata, op.new_versions)  # type: ignore[misc]
+        else:
+            super().put_writes(op.config, op.writes, op.task_id, op.task_path)  # type: ignore[misc]
+
+    async def _offload(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking saver work off the event loop."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="accord-saver")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(fn, *args, **kwargs)
+        )
+
+    def close_executor(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # runs ---------------------------------------------------------------------------------
+    def begin_run(self, spec: RunSpec) -> RunHandle:
+        """Claim the thread for a run; raises ``ThreadBusy`` or :class:`ClaimRefused`."""
+        claim, token = self._claim(spec, CLAIM_RULES[spec.kind])
+        if claim.epoch is None:
+            raise ClaimRefused(claim, spec)
+        return RunHandle(spec=spec, epoch=claim.epoch, previous=claim.previous,
+                         recorded_input=claim.recorded_input,
+                         has_checkpoints=claim.has_checkpoints, has_ledger=claim.has_ledger,
+                         backend=token, saver=self)
+
+    def end_run(self, handle: RunHandle, error: BaseException | None = None) -> RunEnd | None:
+        """Write what the run held back and how it ended; release the thread.
+
+        Returns None when the run had lost its thread (nothing is written then).
+        """
+        with handle.lock:
+            if handle.ended:
+                return None
+            handle.ended = True
+            try:
+                if handle.fenced or isinstance(error, WriterFenced):
+                    return None
+                end = self._outcome(handle, error)
+                failed_at = self._failed_node(handle) if end.status is ThreadStatus.FAILED else None
+
+                def finish(cur: Any, now: datetime) -> None:
+                    if not self.dialect.finish(cur, handle.thread_id, handle.epoch, end.status,
+                                               end.pending, end.error, now):
+                        handle.fenced = True
+                        raise WriterFenced(handle.thread_id, handle.epoch)
+                    if end.status is ThreadStatus.FAILED:
+                        event = audit_event(AuditKind.RUN_FAILED, node=failed_at, error=end.error)
+                        self.dialect.insert_events(cur, handle.thread_id, [(handle.head, event)])
+
+                self._flush(handle, finish, final=True)
+                return end
+            finally:
+                self._release(handle)
+
+    async def abegin_run(self, spec: RunSpec) -> RunHandle:
+        """``begin_run`` off the event loop."""
+        return await self._offload(self.begin_run, spec)
+
+    async def aend_run(self, handle: RunHandle, error: BaseException | None = None) -> RunEnd | None:
+        """``end_run`` off the event loop."""
+        return await self._offload(self.end_run, handle, error)
+
+    def _outcome(self, handle: RunHandle, error: BaseException | None) -> RunEnd:
+        if error is not None and not isinstance(error, STOPPED):
+            return RunEnd(ThreadStatus.FAILED, error=cause_of(error))
+        if handle.interrupts:
+            payloads = interrupt_payloads(handle.interrupts)
+            return RunEnd(ThreadStatus.INTERRUPTED, pending=payloads[0]["value"])
+        if handle.head is None:  # nothing ran (a thread with nothing left to do)
+            previous = handle.previous
+            if previous is not None and previous.status is ThreadStatus.INTERRUPTED:
+                return RunEnd(ThreadStatus.INTERRUPTED, pending=previous.pending)
+            return RunEnd(ThreadStatus.DONE)
+        return RunEnd(ThreadStatus.DONE if handle.final else ThreadStatus.RUNNING)
+
+    @staticmethod
+    def _failed_node(handle: RunHandle) -> str | None:
+        for op in handle.pending:
+            if isinstance(op, PendingWrites) and any(ch == ERROR for ch, _ in op.writes):
+                return op.task_path.rsplit(",", 1)[-1].strip() or None
+        return None
+
+    def _flush(self, handle: RunHandle, extra: Callable[[Any, datetime], None] | None = None,
+               *, final: bool = False) -> None:
+        """Write everything the run held back, plus ``extra``, in one transaction."""
+        ops = handle.take()
+        if not ops and extra is None:
+            return
+        puts = [op for op in ops if isinstance(op, PendingPut)]
+        steps = [op for op in ops if not isinstance(op, PendingResult)]
+        events = self._new_events(handle, puts)
+        now = self.clock()
+
+        def body(cur: Any) -> None:
+            if steps and not self.dialect.fence(cur, handle.thread_id, handle.epoch,
+                                                puts[-1].checkpoint["id"] if puts else None,
+                                                bool(puts), now):
+                handle.fenced = True
+                raise WriterFenced(handle.thread_id, handle.epoch)
+            for op in ops:
+                if isinstance(op, PendingResult):
+                    self.dialect.record_result(cur, handle.thread_id, op.key, op.tool, op.text,
+                                               now)
+                else:
+                    self._store(cur, op)
+            self.dialect.insert_events(cur, handle.thread_id, events)
+            if extra is not None:
+                extra(cur, now)
+
+        try:
+            if final:
+                self._final_transaction(handle, body)
+            else:
+                self._transaction(handle, body)
+        except BaseException:
+            if not handle.fenced:
+                handle.pending[:0] = ops  # nothing was written: a later flush may try again
+            raise
+        if puts:
+            handle.input_saved = True
+        handle.recorded_events.update(event["id"] for _, event in events)
+
+    @staticmethod
+    def _new_events(handle: RunHandle, puts: Sequence[PendingPut]) -> list[tuple[str, dict]]:
+        """Audit events that first appear in these checkpoints, with the checkpoint's id."""
+        seen = set(handle.recorded_events)
+        out: list[tuple[str, dict]] = []
+        for put in puts:
+            if AUDIT_CHANNEL not in put.new_versions:
+                continue
+            for event in put.checkpoint["channel_values"].get(AUDIT_CHANNEL) or ():
+                event_id = event.get("id") if isinstance(event, dict) else None
+                if event_id and event_id not in seen:
+                    seen.add(event_id)
+                    out.append((put.checkpoint["id"], event))
+        return out
+
+    @staticmethod
+    def _live(handle: RunHandle) -> None:
+        if handle.fenced or handle.ended:
+            raise WriterFenced(handle.thread_id, handle.epoch)
+
+    # the LangGraph saver interface --------------------------------------------------------
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        handle = run_of(config)
+        if handle is None:
+            return super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
+        with handle.lock:
+            self._live(handle)
+            if handle.on_put(PendingPut(config, checkpoint, dict(metadata), dict(new_versions))):
+                self._flush(handle)
+        configurable = config["configurable"]
+        return {"configurable": {"thread_id": configurable["thread_id"],
+                                 "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                                 "checkpoint_id": checkpoint["id"]}}
+
+    def put_writes(self, config: Any, writes: Sequence[tuple[str, Any]], task_id: str,
+                   task_path: str = "") -> None:
+        handle = run_of(config)
+        if handle is None:
+            return super().put_writes(config, writes, task_id, task_path)  # type: ignore[misc]
+        with handle.lock:
+            self._live(handle)
+            if handle.on_writes(PendingWrites(config, list(writes), task_id, task_path)):
+                self._flush(handle)
+        return None
+
+    def get_tuple(self, config: Any) -> Any:
+        handle = run_of(config)
+        if handle is not None:
+            with handle.lock:
+                if handle.pending:
+                    self._flush(handle)
+                if not handle.has_checkpoints and not handle.head and not (
+                    config["configurable"].get("checkpoint_id")
+                ):
+                    return None  # a thread with no checkpoint yet: no query needed
+        try:
+            if handle is not None and handle.spec.delta_channels:
+                return self._read_together(lambda: self._with_history(handle, config))
+            return super().get_tuple(config)  # type: ignore[misc]
+        except (AccordError, *DRIVER_ERRORS):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a stored value that cannot be read back
+            configurable = config.get("configurable") or {}
+            raise CorruptCheckpoint(str(configurable.get("thread_id")),
+                                    configurable.get("checkpoint_id"), cause_of(exc)) from exc
+
+    def _with_history(self, handle: RunHandle, config: Any) -> Any:
+        """The checkpoint and its delta channels' history, read at once (one round of reads)."""
+        found = super().get_tuple(config)  # type: ignore[misc]
+        if found is not None:
+            history = super().get_delta_channel_history(  # type: ignore[misc]
+                config=found.config, channels=list(handle.spec.delta_channels))
+            handle.delta_cache[found.config["configurable"]["checkpoint_id"]] = history
+        return found
+
+    def get_delta_channel_history(self, *, config: Any, channels: Sequence[str]) -> Any:
+        handle = run_of(config)
+        cached = None
+        if handle is not None:
+            cached = handle.delta_cache.get(config["configurable"].get("checkpoint_id"))
+        if cached is not None and set(channels) <= set(cached):
+            return {channel: cached[channel] for channel in channels}
+        return super().get_delta_channel_history(config=config, channels=channels)  # type: ignore[misc]
+
+    async def aget_tuple(self, config: Any) -> Any:
+        return await self._offload(self.get_tuple, config)
+
+    async def alist(self, config: Any, *, filter: Any = None, before: Any = None,
+                    limit: int | None = None) -> AsyncIterator[Any]:
+        items = await self._offload(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in items:
+            yield item
+
+    async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        return await self._offload(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(self, config: Any, writes: Sequence[tuple[str, Any]], task_id: str,
+                          task_path: str = "") -> None:
+        await self._offload(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._offload(self.delete_thread, thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._offload(self.prune, thread_ids, strategy=strategy)  # type: ignore[attr-defined]
+
+    async def aget_delta_channel_history(self, *, config: Any, channels: Sequence[str]) -> Any:
+        return await self._offload(self.get_delta_channel_history, config=config,
+                                   channels=channels)
+
+    # retention ----------------------------------------------------------------------------
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Prune the threads (``BaseCheckpointSaver.prune``).
+
+        ``keep_latest`` keeps each thread's latest checkpoint; a thread whose conversation is a
+        ``DeltaChannel`` is compacted (``compact``) instead of refused. ``delete`` also forgets
+        the threads' index rows, audit events and tool results.
+        """
+        ids = check_strategy(thread_ids, strategy)
+        if strategy == "keep_latest":
+            ids = [t for t in ids if not self.compact(t)]
+        if ids:
+            self._prune_stored(ids, strategy)
+        if strategy == "delete":
+            self.forget(ids)
+
+    def compact(self, thread_id: str, reducers: Mapping[str, Callable[..., Any]] | None = None,
+                *, wait: float = 0.0) -> bool:
+        """Keep only the thread's latest checkpoint, its delta channels written out in full.
+
+        Returns False (nothing done) for a thread that uses no ``DeltaChannel``. ``reducers``
+        says how to fold each delta channel's writes (default: accord's conversation). Runs
+        under the thread's lock, in one transaction.
+        """
+        reducers = dict(DELTA_REDUCERS if reducers is None else reducers)
+        root = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        head = self.get_tuple(root)
+        if head is None or not _delta_channels(head):
+            return False
+        unknown = _delta_channels(head) - set(reducers)
+        if unknown:
+            raise CheckpointError(f"thread {thread_id!r}: no reducer known for delta channel(s) "
+                                  f"{', '.join(sorted(unknown))}; pass reducers=...")
+        token = self._hold(thread_id, wait)
+        try:
+            head = self.get_tuple(root)  # again, under the lock
+            channels = _delta_channels(head)
+            values = dict(head.checkpoint["channel_values"])
+            missing = [c for c in channels if c not in values]
+            history = self.get_delta_channel_history(config=head.config, channels=missing) if (
+                missing) else {}
+            for channel in channels:
+                if channel in values:
+                    current = values[channel]
+                    if not isinstance(current, _DeltaSnapshot):
+                        values[channel] = _DeltaSnapshot(current)
+                    continue
+                entry = history.get(channel) or {}
+                seed = entry.get("seed")
+                seed = seed.value if isinstance(seed, _DeltaSnapshot) else (seed or [])
+                writes = [write[2] for write in entry.get("writes") or ()]
+                values[channel] = _DeltaSnapshot(reducers[channel](list(seed), writes))
+            checkpoint = {**head.checkpoint, "channel_values": values}
+            metadata = {k: v for k, v in (head.metadata or {}).items()
+                        if k != "counters_since_delta_snapshot"}
+            versions = dict(checkpoint.get("channel_versions") or {})
+            by_task: dict[str, list[tuple[str, Any]]] = {}
+            for task_id, channel, value in head.pending_writes or ():
+                by_task.setdefault(task_id, []).append((channel, value))
+
+            def body(cur: Any) -> None:
+                self.delete_thread(thread_id)
+                self._store(cur, PendingPut(root, checkpoint, metadata, versions))
+                for task_id, writes in by_task.items():
+                    self._store(cur, PendingWrites(head.config, writes, task_id, ""))
+
+            self._transaction(None, body)
+        finally:
+            self._unhold(token)
+        return True
+
+    # the ledger ---------------------------------------------------------------------------
+    def ledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
+        """``(True, result)`` when a tool call with this key was recorded, else ``(False, None)``."""
+        if key in handle.results:
+            return True, json.loads(handle.results[key])
+        if not handle.has_ledger or (task_id and task_id == handle.spec.task_id):
+            return False, None  # nothing can be recorded for this thread or this new task yet
+        with self._reading() as cur:
+            text = self.dialect.recall_result(cur, handle.thread_id, key)
+        return (True, json.loads(text)) if text is not None else (False, None)
+
+    def ledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
+                      durable: bool = True) -> Any:
+        """Record a tool result; return it as a re-run will see it (a JSON round trip).
+
+        ``durable``: written now, with everything the run held back (a tool with no
+        idempotency of its own must not run again after a crash). A tool idempotent by key
+        passes False: its result travels with the run's next write, and a re-run that misses
+        it calls the tool again under the same key, which answers as the first time.
+        """
+        text = dumps(result)
+        with handle.lock:
+            self._live(handle)
+            if durable:
+                self._flush(handle, lambda cur, now: self.dialect.record_result(
+                    cur, handle.thread_id, key, tool, text, now))
+            else:
+                handle.pending.append(PendingResult(key, tool, text))
+            handle.results[key] = text
+        return json.loads(text)
+
+    async def aledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
+        """``ledger_recall`` off the event loop (no thread hop when nothing can be recorded)."""
+        if key not in handle.results and (
+            not handle.has_ledger or (task_id and task_id == handle.spec.task_id)
+        ):
+            return False, None
+        return await self._offload(self.ledger_recall, handle, task_id, key)
+
+    async def aledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
+                             durable: bool = True) -> Any:
+        """``ledger_record`` off the event loop."""
+        return await self._offload(self.ledger_record, handle, key, tool, result, durable)
+
+    # reads --------------------------------------------------------------------------------
+    @property
+    def threads(self) -> _Threads:
+        """The thread index."""
+        return _Threads(self)
+
+    def checkpoint_ids(self, thread_id: str) -> list[tuple[str, str | None]]:
+        """A thread's root checkpoints as (id, parent id), newest first, without reading them
+        (history still lists a checkpoint that cannot be read)."""
+        with self._reading() as cur:
+            return self.dialect.checkpoint_ids(cur, thread_id)
+
+    def audit_log(self, thread_id: str) -> list[AuditEvent]:
+        """A thread's audit events, oldest first."""
+        with self._reading() as cur:
+            return self.dialect.audit(cur, thread_id)
+
+    def record_refusal(self, thread_id: str, event: dict[str, Any]) -> None:
+        """Record an event for a request the engine refused (nothing else is saved)."""
+        self._transaction(None, lambda cur: self.dialect.insert_events(cur, thread_id,
+                                                                       [(None, event)]))
+
+    def forget(self, thread_ids: Sequence[str]) -> int:
+        """Delete the threads' index rows, audit events and tool results."""
+        ids = [str(t) for t in thread_ids]
+        if not ids:
+            return 0
+        return self._transaction(None, lambda cur: self.dialect.delete_threads(cur, ids))
+
+
+class _Threads:
+    """``saver.threads``: the thread index of one saver."""
+
+    def __init__(self, saver: AccordSaver) -> None:
+        self._saver = saver
+
+    def get(self, thread_id: str) -> ThreadRecord | None:
+        with self._saver._reading() as cur:
+            return self._saver.dialect.read_thread(cur, str(thread_id))
+
+    def list(self, status: ThreadStatus | str | None = None, limit: int | None = None, *,
+             updated_before: datetime | None = None) -> list[ThreadRecord]:
+        with self._saver._reading() as cur:
+            return self._saver.dialect.list_threads(cur, status, limit, updated_before)
+
+    def delete(self, thread_ids: Sequence[str] | Iterator[str]) -> int:
+        return self._saver.forget(list(thread_ids))
+
+    def upsert(self, thread_id: str, *, graph: str | None = None, status: ThreadStatus | str,
+               pending: Any = None) -> ThreadRecord:
+        """Record a thread's status by hand (repairs, migrations); runs keep it current."""
+        saver = self._saver
+        return saver._transaction(None, lambda cur: saver.dialect.upsert_thread(
+            cur, str(thread_id), graph, ThreadStatus(status), pending, saver.clock()))
+
+
+__all__ = ["AccordSaver", "ClaimRefused", "RunEnd", "cause_of", "run_of"]

@@ -1,0 +1,138 @@
+"""The agent node: runs an agent on a query-only handoff and turns its result into a checked step.
+
+The agent gets the task and the shared-context keys its spec declares it reads, nothing else;
+it may write only the keys it owns. Its spec's timeout bounds the call; when the agent fails
+(or times out) its declared fallback takes over, and the fallback is recorded with its cause
+(an ``fallback`` audit event), never silent. Interrupts, the hop budget and a lost thread
+(``WriterFenced``) pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langgraph.errors import GraphBubbleUp
+from langgraph.types import Command
+
+from accord.agents.handoff import AgentResult, Handoff
+from accord.agents.ledger import current_ledger
+from accord.agents.runner import AgentRunner
+from accord.checkpoints.errors import WriterFenced
+from accord.graphs.errors import HopBudgetExceeded
+from accord.graphs.state import thread_id
+from accord.graphs.transitions import Step, Transitions
+from accord.records import AuditKind, TaskStatus, audit_event, utcnow
+
+PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded, WriterFenced)
+"""Interrupts, the hop budget and a lost thread are never swallowed by a fallback."""
+
+_STATUS = {
+    "completed": TaskStatus.COMPLETED,
+    "failed": TaskStatus.FAILED,
+    "needs_approval": TaskStatus.AWAITING_APPROVAL,
+    "handoff": TaskStatus.IN_PROGRESS,
+}
+
+
+@dataclass
+class AgentNode:
+    """One agent as a graph node (``await node(state)``)."""
+
+    name: str
+    runner: AgentRunner
+    transitions: Transitions
+    return_to: str
+    fallback: AgentRunner | None = None
+
+    def handoff(self, state: Mapping[str, Any]) -> Handoff:
+        task_id = state.get("active_task") or ""
+        task = (state.get("tasks") or {}).get(task_id, {})
+        context = state.get("context") or {}
+        reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
+        return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
+                       thread_id=thread_id(), ledger=current_ledger(task_id))
+
+    async def __call__(self, state: dict[str, Any]) -> Command:
+        handoff = self.handoff(state)
+        timeout = self.runner.spec.timeout
+        try:
+            result = await asyncio.wait_for(self.runner.arun(handoff), timeout)
+            return self.settle(state, result, self.runner)
+        except PASS_THROUGH:
+            raise
+        except Exception as error:  # the declared fallback takes over, else the error path
+            if isinstance(error, TimeoutError):
+                error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout:g}s")
+            if self.fallback is None:
+                return self._failed(state, error, self.runner)
+            try:
+                result = await self.fallback.arun(handoff)
+            except PASS_THROUGH:
+                raise
+            except Exception as second:
+                return self._failed(state, second, self.fallback)
+            note = audit_event(AuditKind.FALLBACK, node=self.name, agent=self.runner.spec.id,
+                               fallback=self.fallback.spec.id, task_id=handoff.task_id,
+                               error=f"{type(error).__name__}: {error}")
+            return self.settle(state, result, self.fallback, note)
+
+    def settle(self, state: Mapping[str, Any], result: AgentResult, runner: AgentRunner,
+               note: dict[str, Any] | None = None) -> Command:
+        spec = runner.spec
+        task_id = state.get("active_task") or ""
+        context = state.get("context") or {}
+        audit: list[dict[str, Any]] = [note] if note else []
+        errors: list[dict[str, Any]] = []
+        writes: dict[str, Any] = {}
+        for key, value in result.writes.items():
+            if key in spec.writes:
+                base = context.get(key, {}).get("version", 0)
+                writes[key] = {"value": value, "writer": spec.id, "base_version": base,
+                               "merge": self.transitions.merges.get(key)}
+            else:
+                audit.append(audit_event(AuditKind.WRITE_REJECTED, node=self.name, agent=spec.id,
+                                         key=key))
+                errors.append({"at": utcnow(), "node": self.name,
+                               "error": f"{spec.id} may not write {key!r}"})
+        for call in result.tool_calls:
+            audit.append(audit_event(AuditKind.TOOL_CALL, node=self.name, agent=spec.id,
+                                     task_id=task_id, **call))
+        update: dict[str, Any] = {
+            "tasks": {task_id: {"status": _STATUS[result.status].value, "updated_at": utcnow(),
+                                "result": result.reply, "handoff_to": result.handoff_to}},
+            "outputs": {self.name: {"agent": spec.id, "version": spec.version, "kind": spec.kind,
+                                    "status": result.status, "reply": result.reply,
+                                    "output": result.output}},
+            "audit": audit,
+            "errors": errors,
+        }
+        if writes:
+            update["context"] = writes
+        if result.reply:
+            update["messages"] = [AIMessage(result.reply, name=self.name)]
+        if result.action is not None:
+            update["pending"] = {**result.action.as_dict(), "agent": spec.id, "task_id": task_id}
+            return self.transitions.command(self.name, state,
+                                            Step(result.action.approval_node, update))
+        return self.transitions.command(self.name, state, Step(self.return_to, update))
+
+    def _failed(self, state: Mapping[str, Any], error: BaseException, runner: AgentRunner) -> Command:
+        """The task failed (no fallback, or the fallback failed too): the error path."""
+        task_id = state.get("active_task") or ""
+        message = f"{type(error).__name__}: {error}".strip()
+        target = self.transitions.error_node or self.return_to
+        return self.transitions.command(self.name, state, Step(target, {
+            "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
+                                "result": message}},
+            "errors": [{"at": utcnow(), "node": self.name, "agent": runner.spec.id,
+                        "error": message}],
+            "audit": [audit_event(AuditKind.AGENT_FAILED, node=self.name, agent=runner.spec.id,
+                                  task_id=task_id, error=message)],
+        }))
+
+
+__all__ = ["PASS_THROUGH", "AgentNode"]
