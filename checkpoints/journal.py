@@ -141,16 +141,20 @@ class Dialect:
         return bool(values[0]), bool(values[1])
 
     def upsert_claim(self, cur: Any, spec: Any, now: datetime) -> tuple[int, Any]:
-        """Claim an allowed thread: status running, epoch + 1, the request recorded."""
+        """Claim an allowed thread: epoch + 1, the request recorded, status ``running`` (a
+        decision keeps ``interrupted`` and its payload until the run first writes)."""
+        keep = spec.kind == RunKind.RESUME
         cur.execute(self.sql(
             "INSERT INTO accord_threads AS t (thread_id, graph, status, created_at, updated_at,"
             " epoch, run_id, input) VALUES (%s, %s, 'running', %s, %s, 1, %s, %s)"
             " ON CONFLICT (thread_id) DO UPDATE SET graph = COALESCE(excluded.graph, t.graph),"
-            " status = 'running', updated_at = excluded.updated_at, pending = NULL, error = NULL,"
+            " status = CASE WHEN %s THEN t.status ELSE 'running' END,"
+            " pending = CASE WHEN %s THEN t.pending ELSE NULL END,"
+            " updated_at = excluded.updated_at, error = NULL,"
             " epoch = t.epoch + 1, run_id = excluded.run_id,"
             " input = COALESCE(excluded.input, t.input) RETURNING epoch, input"),
             (spec.thread_id, spec.graph, self.ts_in(now), self.ts_in(now), spec.run_id,
-             self.json_in(spec.input) if spec.input is not None else None))
+             self.json_in(spec.input) if spec.input is not None else None, keep, keep))
         row = cur.fetchone()
         values = list(row.values()) if isinstance(row, dict) else list(row)
         return int(values[0]), self.json_out(values[1])
@@ -174,6 +178,7 @@ class Dialect:
         """Move the thread's head; False when another run holds the thread (a newer epoch)."""
         cur.execute(self.sql(
             "UPDATE accord_threads SET head = COALESCE(%s, head), updated_at = %s,"
+            " status = 'running', pending = NULL,"
             " input = CASE WHEN %s THEN NULL ELSE input END"
             " WHERE thread_id = %s AND epoch = %s"),
             (head, self.ts_in(now), input_saved, thread_id, epoch))
@@ -368,7 +373,9 @@ class PostgresDialect(Dialect):
             "     THEN %(any)s OR (SELECT status FROM prev) = ANY(%(statuses)s)"
             "     ELSE %(missing)s OR (%(if_saved)s AND flags.saved) END"
             "   ON CONFLICT (thread_id) DO UPDATE SET graph = COALESCE(excluded.graph, t.graph),"
-            "   status = 'running', updated_at = excluded.updated_at, pending = NULL,"
+            "   status = CASE WHEN %(keep)s THEN t.status ELSE 'running' END,"
+            "   pending = CASE WHEN %(keep)s THEN t.pending ELSE NULL END,"
+            "   updated_at = excluded.updated_at,"
             "   error = NULL, epoch = t.epoch + 1, run_id = excluded.run_id,"
             "   input = COALESCE(excluded.input, t.input) RETURNING epoch, input)"
             " SELECT lk.ok AS locked, flags.saved, flags.ledger,"
@@ -381,6 +388,7 @@ class PostgresDialect(Dialect):
                 "any": rule.statuses is None,
                 "statuses": sorted(s.value for s in (rule.statuses or ())),
                 "missing": rule.missing, "if_saved": rule.missing_if_saved,
+                "keep": spec.kind == RunKind.RESUME,
             },
         )
         row = cur.fetchone()

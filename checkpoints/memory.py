@@ -23,7 +23,7 @@ from accord.checkpoints.keep_latest import (
     uses_delta,
 )
 from accord.checkpoints.locks import ProcessLocks
-from accord.checkpoints.runs import RunHandle, RunSpec
+from accord.checkpoints.runs import RunHandle, RunKind, RunSpec
 from accord.checkpoints.threads import ThreadRecord
 from accord.records import AuditEvent, ThreadStatus
 
@@ -50,10 +50,12 @@ class MemoryJournal:
             return Claim(None, previous, previous.input if previous else None, has_checkpoints,
                          has_ledger)
         recorded = spec.input if spec.input is not None else (previous.input if previous else None)
+        keep = spec.kind == RunKind.RESUME and previous is not None
         record = ThreadRecord(
             thread_id=spec.thread_id,
             graph=spec.graph or (previous.graph if previous else None),
-            status=ThreadStatus.RUNNING,
+            status=previous.status if keep else ThreadStatus.RUNNING,
+            pending=previous.pending if keep else None,
             created_at=previous.created_at if previous else now,
             updated_at=now,
             head=previous.head if previous else None,
@@ -82,6 +84,7 @@ class MemoryJournal:
         if record is None or record.epoch != epoch:
             return False
         self.threads[thread_id] = replace(record, head=head or record.head, updated_at=now,
+                                          status=ThreadStatus.RUNNING, pending=None,
                                           input=None if input_saved else record.input)
         return True
 

@@ -51,12 +51,37 @@ class AccordPostgresSaver(AccordSaver, PostgresSaver):
             POSTGRES.setup(cur)
 
     @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; one the server dropped marks the call for a retry."""
+        with self.conn.connection() as conn:  # type: ignore[union-attr]
+            try:
+                yield conn
+            except psycopg.OperationalError:
+                if _dropped(conn):
+                    self._active.dropped = True
+                raise
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        """Run ``call`` again, once, if the server dropped its connection: the pool's idle
+        connections are checked first (a restart drops them all), so the retry gets a live one.
+        Every read is safe to repeat, every write an idempotent upsert."""
+        for attempt in (1, 2):
+            self._active.dropped = False
+            try:
+                return call()
+            except psycopg.OperationalError:
+                if attempt == 2 or not getattr(self._active, "dropped", False):
+                    raise
+                self.conn.check()  # type: ignore[union-attr]
+        raise AssertionError("unreachable")
+
+    @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[psycopg.Cursor[DictRow]]:
         active = getattr(self._active, "cur", None)
         if active is not None:  # inside a run's transaction: the stock SQL joins it
             yield active
             return
-        with self.conn.connection() as conn:  # type: ignore[union-attr]
+        with self._pooled() as conn:
             if pipeline and self.supports_pipeline:
                 with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
@@ -64,21 +89,29 @@ class AccordPostgresSaver(AccordSaver, PostgresSaver):
                 with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
 
+    def get_tuple(self, config: Any) -> Any:
+        return self._retry(lambda: super(AccordPostgresSaver, self).get_tuple(config))
+
+    def list(self, config: Any, *, filter: Any = None, before: Any = None,
+             limit: int | None = None) -> Iterator[Any]:
+        yield from self._retry(lambda: list(super(AccordPostgresSaver, self).list(
+            config, filter=filter, before=before, limit=limit)))
+
+    def get_delta_channel_history(self, *, config: Any, channels: Sequence[str]) -> Any:
+        return self._retry(lambda: super(AccordPostgresSaver, self).get_delta_channel_history(
+            config=config, channels=channels))
+
     def _transaction(self, handle: RunHandle | None, body: Callable[[Any], T]) -> T:
-        for attempt in (1, 2):
-            conn: psycopg.Connection | None = None
-            try:
-                with self.conn.connection() as conn:  # type: ignore[union-attr]
-                    with conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                        self._active.cur = cur
-                        try:
-                            return body(cur)
-                        finally:
-                            self._active.cur = None
-            except psycopg.OperationalError:
-                if attempt == 2 or not _dropped(conn):
-                    raise
-        raise AssertionError("unreachable")
+        def attempt() -> T:
+            with self._pooled() as conn:
+                with conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    self._active.cur = cur
+                    try:
+                        return body(cur)
+                    finally:
+                        self._active.cur = None
+
+        return self._retry(attempt)
 
     def _final_transaction(self, handle: RunHandle, body: Callable[[Any], T]) -> T:
         """The run's last transaction runs on the lock session and releases the thread's lock
@@ -100,17 +133,20 @@ class AccordPostgresSaver(AccordSaver, PostgresSaver):
 
     def _read_together(self, body: Callable[[], T]) -> T:
         """Several stock reads in one transaction on one pooled connection."""
-        with self.conn.connection() as conn:  # type: ignore[union-attr]
-            with conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                self._active.cur = cur
-                try:
-                    return body()
-                finally:
-                    self._active.cur = None
+        def attempt() -> T:
+            with self._pooled() as conn:
+                with conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    self._active.cur = cur
+                    try:
+                        return body()
+                    finally:
+                        self._active.cur = None
+
+        return self._retry(attempt)
 
     @contextmanager
     def _reading(self) -> Iterator[psycopg.Cursor[DictRow]]:
-        with self.conn.connection() as conn, conn.cursor(row_factory=dict_row) as cur:  # type: ignore[union-attr]
+        with self._pooled() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
 
     def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:

@@ -13,7 +13,8 @@ on, or can travel with the next write:
   it together with the thread's final status in one transaction;
 - an interrupt and the writes of a failed task are deferred to ``end_run`` too: the run stops
   right after them;
-- a resume value is written at once: a decision must be durable before the action it allows;
+- a resume value travels with the next write: the approval node records the decision in the
+  ledger (durably) before the action it allows runs;
 - a tool result recorded in the ledger writes everything deferred before it, in the same
   transaction;
 - every other checkpoint (a step with a node left to run) is written at once, with whatever
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from langgraph._internal._constants import ERROR, INTERRUPT, RESUME, TASKS
+from langgraph._internal._constants import INTERRUPT, TASKS
 
 RUN_KEY = "__accord_run"
 """Key of the :class:`RunHandle` in a run's ``configurable`` (dunder: never copied to metadata)."""
@@ -172,13 +173,12 @@ class RunHandle:
         return not self.final
 
     def on_writes(self, writes: PendingWrites) -> bool:
-        """Hold a task's writes; True when they must be written now (a resume value)."""
+        """Hold a task's writes until the next durable point (never written on their own)."""
         self.pending.append(writes)
-        channels = {channel for channel, _ in writes.writes}
         for channel, value in writes.writes:
             if channel == INTERRUPT:
                 self.interrupts.extend(value if isinstance(value, list | tuple) else [value])
-        return RESUME in channels and not channels & {ERROR, INTERRUPT}
+        return False
 
     delta_cache: dict[str, Any] = field(default_factory=dict)
     """Delta-channel history read together with the run's first checkpoint, by checkpoint id."""

@@ -159,7 +159,8 @@ async def fork(
                 "forked_from": f"{thread_id}:{checkpoint_id}"}
     metadata.pop("counters_since_delta_snapshot", None)
     versions = dict(checkpoint.get("channel_versions") or {})
-    spec = RunSpec(thread_id=new_thread_id, kind=RunKind.UPDATE, graph=graph.name,
+    spec = RunSpec(thread_id=new_thread_id, kind=RunKind.UPDATE,
+                   graph=graph.engine.graph_ref or graph.name,
                    triggers=frozenset(t for n in graph.nodes.values() for t in n.triggers))
     handle = await saver.abegin_run(spec)
     error: BaseException | None = None

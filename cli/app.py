@@ -83,6 +83,8 @@ def guarded(coro: Any) -> Any:
     except AccordError as exc:
         fail(first_line(exc))
     except DATABASE_ERRORS as exc:
+        if _settings["debug"]:
+            err.print("".join(traceback.format_exception(exc)), highlight=False, markup=False)
         fail(f"database error: {first_line(exc)}")
     except KeyboardInterrupt:
         raise

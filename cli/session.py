@@ -129,11 +129,11 @@ class Session:
             if found is None:
                 raise ThreadNotFound(f"unknown thread {thread_id!r}")
             name = (found.metadata or {}).get("graph_id")
-        if name in CATALOG or name in self._workflows:
-            return name
         if self.graph_ref:
             self._workflows.setdefault(name or self.graph_ref, load_workflow(self.graph_ref))
             return name or self.graph_ref
+        if name in CATALOG or name in self._workflows or (name and ":" in name):
+            return name
         raise ThreadNotFound(
             f"thread {thread_id!r} runs graph {name!r}, which is not in accord's catalog; "
             "pass --graph module:factory"

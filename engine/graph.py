@@ -70,6 +70,9 @@ class EngineSettings:
     lock_wait: float = 0.0
     """Seconds a run waits for a busy thread before ``ThreadBusy`` (config
     ``configurable.accord_lock_wait`` overrides it per run)."""
+    graph_ref: str | None = None
+    """How to load the graph again (a catalog name or ``module:factory``); the thread index
+    records it, or the graph's name when it is not known."""
 
 
 @dataclass
@@ -126,7 +129,8 @@ class AccordGraph(CompiledStateGraph):
         thread_id = (config or {}).get("configurable", {}).get(CONFIG_KEY_THREAD_ID)
         if saver is None or thread_id is None:
             return await super().abulk_update_state(config, supersteps)
-        spec = RunSpec(thread_id=str(thread_id), kind=RunKind.UPDATE, graph=self.name,
+        spec = RunSpec(thread_id=str(thread_id), kind=RunKind.UPDATE,
+                       graph=self.engine.graph_ref or self.name,
                        triggers=self._triggers(), wait=self._wait(config))
         handle = await saver.abegin_run(spec)
         error: BaseException | None = None
@@ -195,7 +199,7 @@ class AccordGraph(CompiledStateGraph):
         durability = kwargs.get("durability") or ("exit" if during is False else None)
         kwargs["durability"] = "exit" if durability == "exit" else DEFAULT_DURABILITY
         spec = RunSpec(
-            thread_id=str(thread_id), kind=kind, graph=self.name,
+            thread_id=str(thread_id), kind=kind, graph=self.engine.graph_ref or self.name,
             input=dump_request(request) if request is not None else None,
             task_id=request_task(request) if request is not None else None,
             triggers=self._triggers(), delta_channels=self._delta_channels(),

@@ -26,6 +26,9 @@ from accord.graphs.errors import InvalidResume
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
+DECISION_TOOL = "__decision__"
+"""How a recorded approval decision is named in the tool ledger."""
+
 
 class ApprovalRequest(BaseModel):
     """What an approval node shows the human (the ``interrupt()`` payload)."""
@@ -130,6 +133,22 @@ class ApprovalNode:
             except InvalidResume as exc:
                 error = str(exc)
 
+    async def decide(self, request: ApprovalRequest, key: str, ledger: Any) -> ApprovalDecision:
+        """The decision on this action: the one recorded earlier, or a human's, recorded now.
+
+        A decision is recorded in the tool ledger (durably) before the action runs: a step
+        re-run after a crash acts on the decision that was given, and a later resume cannot
+        change a decision whose action already happened.
+        """
+        if ledger is not None:
+            found, recorded = await ledger.arecall(key)
+            if found:
+                return ApprovalDecision.model_validate(recorded)
+        decision = self.ask(request)
+        if ledger is not None:
+            await ledger.arecord(key, DECISION_TOOL, decision.model_dump())
+        return decision
+
     async def __call__(self, state: dict[str, Any]) -> Command:
         pending = state.get("pending")
         if not pending or pending.get("approval_node") != self.name:
@@ -143,8 +162,9 @@ class ApprovalNode:
             args=pending["args"], reason=pending.get("reason", ""),
             risk=pending.get("risk", "medium"), task_id=pending.get("task_id", ""),
         )
-        decision = self.ask(request)
         task_id = request.task_id
+        ledger = current_ledger(task_id)
+        decision = await self.decide(request, f"{pending['idempotency_key']}:decision", ledger)
         human = audit_event(AuditKind.HUMAN_DECISION, node=self.name, task_id=task_id,
                             tool=request.action, decision=decision.decision,
                             by=decision.by or "unknown", reason=decision.reason,
@@ -156,7 +176,6 @@ class ApprovalNode:
                                          "result": reply}}
         else:
             args = {**request.args, **(decision.args or {})}
-            ledger = current_ledger(task_id)
             try:
                 result = await asyncio.to_thread(self.toolbox.run, request.action, args,
                                                  key=pending["idempotency_key"], ledger=ledger)

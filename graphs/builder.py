@@ -87,6 +87,9 @@ class Workflow:
         """Shared-context entries older than this expire when the next request starts."""
         self.lock_wait = lock_wait
         """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
+        self.source: str | None = None
+        """How the workflow was loaded (a catalog name or ``module:factory``), when known:
+        the thread index records it, so the CLI can load the graph of any thread."""
         self._agents: dict[str, AgentSpec] = {}
         self._middleware: dict[str, tuple[Any, ...]] = {}
         self._approvals: dict[str, str | None] = {}
@@ -243,7 +246,8 @@ class Workflow:
         """
         compiled = self.build().compile(checkpointer=checkpointer, name=self.name, **kwargs)
         attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
-        engine = EngineSettings(input_guardrails=self.input_guardrails, lock_wait=self.lock_wait)
+        engine = EngineSettings(input_guardrails=self.input_guardrails, lock_wait=self.lock_wait,
+                                graph_ref=self.source)
         return AccordGraph(engine=engine, **attrs)
 
     def mermaid(self) -> str:

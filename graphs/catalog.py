@@ -23,10 +23,12 @@ def load_workflow(name: str, **kwargs: Any) -> Workflow:
     except (ImportError, AttributeError, ValueError) as exc:
         raise UnknownGraph(f"cannot load graph {name!r}: {exc}") from None
     if isinstance(found, Workflow):
-        return found
-    if not callable(found):
+        workflow = found
+    elif callable(found):
+        workflow = found(**kwargs)
+        if not isinstance(workflow, Workflow):
+            raise UnknownGraph(f"{path} returned {type(workflow).__name__}, not a Workflow")
+    else:
         raise UnknownGraph(f"{path} is a {type(found).__name__}, not a Workflow or a factory")
-    workflow = found(**kwargs)
-    if not isinstance(workflow, Workflow):
-        raise UnknownGraph(f"{path} returned {type(workflow).__name__}, not a Workflow")
+    workflow.source = name  # recorded with its threads, so any process can load it again
     return workflow

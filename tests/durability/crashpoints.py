@@ -1,8 +1,7 @@
 """Crash points, installed in a CHILD process only: production code carries no test hooks.
 
-`install()` wraps a few methods of the real classes (the checkpoint savers,
-the thread index, the router, the agent runner, the tool box, the approval node, the sample
-company's database). Every wrapped call appends one line to `log_path` (unbuffered, so the
+`install()` wraps a few methods of the real classes (accord's savers, the router, the agent
+runner, the tool box, the approval node, the sample company's database). Every wrapped call appends one line to `log_path` (unbuffered, so the
 line survives a SIGKILL) and counts as one *hit* of a named point, for example
 ``refund:after``. When the point named by ``crash_at`` (``"refund:after@1"``: the first hit)
 is reached after `arm(crash_at, log_path)`, the process sends itself SIGKILL: no `finally`, no flush, no clean shutdown.
@@ -73,61 +72,87 @@ def _around(owner: Any, attr: str, name: Callable[..., str] | str) -> None:
     setattr(owner, attr, wrapper)
 
 
-def _instrument() -> None:
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+def _in_transaction(owner: Any, attr: str) -> None:
+    """Wrap ``owner.attr(handle, body)`` so that ``tx:commit`` is hit after a run's write
+    transaction ran its statements and before it commits (a kill there rolls it back)."""
+    original = getattr(owner, attr)
 
+    @functools.wraps(original)
+    def wrapper(self: Any, handle: Any, body: Any) -> Any:
+        if handle is None:  # not a run's write (a claim on SQLite, an index repair)
+            return original(self, handle, body)
+
+        def counted(cur: Any) -> Any:
+            result = body(cur)
+            hit("tx:commit")
+            return result
+
+        return original(self, handle, counted)
+
+    setattr(owner, attr, wrapper)
+
+
+def _instrument() -> None:
     from accord.agents.actions import ToolBox
     from accord.agents.runner import AgentRunner
-    from accord.checkpoints import threads
-    from accord.checkpoints.sqlite import PruningAsyncSqliteSaver
-    from accord.graphs import builder, support
-    from accord.graphs.nodes import ApprovalNode
+    from accord.checkpoints.accord_saver import AccordSaver
+    from accord.checkpoints.postgres import AccordPostgresSaver
+    from accord.checkpoints.sqlite import AccordSqliteSaver
+    from accord.graphs import builder
+    from accord.graphs.agent_node import AgentNode
+    from accord.graphs.approval import ApprovalNode
     from accord.graphs.router import Router
-    from accord.graphs.support import SupportDB
+    from accord.graphs.support import db as support_db
+    from accord.graphs.support import workflow as support
 
-    # checkpoint writes: a step's task writes, then the step's checkpoint
-    for saver in (PruningAsyncSqliteSaver, AsyncPostgresSaver):
-        _around(saver, "aput", "put")
-        _around(saver, "aput_writes", "writes")
-    # the thread index the CLI keeps next to the checkpoints
-    for index in (threads.SqliteThreadIndex, threads.PostgresThreadIndex):
-        _around(index, "upsert", lambda self, thread_id, **kw: f"index.{kw.get('status')}")
+    # the engine's saver: LangGraph handing over a step's checkpoint and a task's writes (the
+    # saver writes them now or with the next durable point), the claim that starts a run,
+    # every write transaction, tool results recorded in the ledger, the run's end
+    _around(AccordSaver, "put", "put")
+    _around(AccordSaver, "put_writes", "writes")
+    _around(AccordSaver, "begin_run", "claim")
+    _around(AccordSaver, "end_run", "end")
+    _around(AccordSaver, "ledger_record", "ledger")
+    for saver in (AccordSqliteSaver, AccordPostgresSaver):
+        _in_transaction(saver, "_transaction")
+    _in_transaction(AccordPostgresSaver, "_final_transaction")
     # inside the nodes
-    _around(Router, "adecide", "route")
+    _around(Router, "decide", "route")
     _around(AgentRunner, "arun", lambda self, handoff: f"agent.{self.spec.id}")
     _around(ToolBox, "run", lambda self, tool, args, **kw: f"tool.{tool}")
     _around(ApprovalNode, "ask", "decision")
     # the side effects themselves (a SQLite commit each)
-    _around(SupportDB, "refund", "refund")
-    _around(SupportDB, "ticket", "ticket")
+    _around(support_db.SupportDB, "refund", "refund")
+    _around(support_db.SupportDB, "ticket", "ticket")
 
-    # node entries: the router's closures, agents, approvals and the escalation node
+    # node entries: the router's closure, agents, approvals and the escalation node
     make_router = builder.router_node
 
     def router_node(name: str, *args: Any, **kwargs: Any) -> Any:
-        run, arun = make_router(name, *args, **kwargs)
+        route = make_router(name, *args, **kwargs)
 
         async def entered(state: Any) -> Any:
             hit(f"node.{name}")
-            return await arun(state)
+            return await route(state)
 
-        return run, entered
+        entered.__name__ = name
+        return entered
 
     builder.router_node = router_node
-    agent_arun = builder.AgentNode.arun
+    agent_call = AgentNode.__call__
 
     async def agent_entered(self: Any, state: Any) -> Any:
         hit(f"node.{self.name}")
-        return await agent_arun(self, state)
+        return await agent_call(self, state)
 
-    builder.AgentNode.arun = agent_entered
-    approval_run = ApprovalNode.run
+    AgentNode.__call__ = agent_entered
+    approval_call = ApprovalNode.__call__
 
-    def approval_entered(self: Any, state: Any) -> Any:
+    async def approval_entered(self: Any, state: Any) -> Any:
         hit(f"node.{self.name}")
-        return approval_run(self, state)
+        return await approval_call(self, state)
 
-    ApprovalNode.run = approval_entered
+    ApprovalNode.__call__ = approval_entered
     make_triage = support.human_triage
 
     def human_triage(db: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Issue 3 §3: a process SIGKILLed anywhere in a step leaves its thread resumable.
+"""A process SIGKILLed anywhere in a run leaves its thread resumable.
 
 For each kill point a fresh sandbox runs the example flow through the real `accord` CLI; the
 process that reaches the point kills itself with SIGKILL (`crashpoints.py`, installed in the
@@ -7,8 +7,13 @@ child only). Then an operator's recovery runs, again through the CLI:
 - ``accord resume T`` (no decision) continues from the last checkpoint;
 - if it says the thread waits for a decision, ``accord resume T --approve`` (the decision may
   have died with the process);
-- if it says the thread has no checkpoint (killed before its first one was saved), the run is
+- if it says the thread is unknown (killed before the request was recorded), the run is
   started again with ``accord run GRAPH MESSAGE --thread T``.
+
+The kill points cover every window of accord's per-step durability: the claim, a step whose
+checkpoint the saver holds back, each write transaction just before its commit (the step's
+checkpoint and its writes commit together: LangGraph's ``put_writes``/``put`` ordering,
+langgraph#8039, cannot open a window), the tool ledger, the interrupt and the run's end.
 
 The final state must equal an uninterrupted run's, every side effect (refund, ticket) must exist
 exactly once, the thread index must say ``done``, and no node may run more often than in the
@@ -60,33 +65,35 @@ class KillPoint:
 
 POINTS = [
     # refund above the threshold: run -> interrupt ... resume --approve -> done
-    KillPoint("approval", "run", "index.running:before@1", "before anything is saved"),
-    KillPoint("approval", "run", "put:before@1", "index says running, no checkpoint yet"),
-    KillPoint("approval", "run", "put:after@1", "only the input checkpoint is saved"),
-    KillPoint("approval", "run", "put:after@2", "checkpoint saved, router not started"),
+    KillPoint("approval", "run", "claim:before@1", "before anything is saved"),
+    KillPoint("approval", "run", "claim:after@1", "request recorded, no checkpoint yet"),
+    KillPoint("approval", "run", "put:after@1", "input checkpoint held back, not written"),
     KillPoint("approval", "run", "route:after@1", "inside the router, after its decision"),
-    KillPoint("approval", "run", "writes:before@2", "router done, its writes not saved"),
-    KillPoint("approval", "run", "writes:after@2", "router writes saved, step checkpoint not"),
+    KillPoint("approval", "run", "tx:commit@1", "router step written, not committed"),
+    KillPoint("approval", "run", "put:after@3", "router step written, agent not started"),
     KillPoint("approval", "run", "agent.billing_rules:before@1", "agent step, before its tool call"),
-    KillPoint("approval", "run", "tool.get_invoice:after@1", "agent step, after its tool call"),
-    KillPoint("approval", "run", "put:before@4", "agent done, checkpoint before approval not saved"),
+    KillPoint("approval", "run", "tool.get_invoice:after@1", "agent step, tool ran, not recorded"),
+    KillPoint("approval", "run", "ledger:after@1", "tool result recorded, step not saved"),
+    KillPoint("approval", "run", "put:before@4", "agent done, its checkpoint not handed over"),
     KillPoint("approval", "run", "decision:before@1", "approval node, before its interrupt"),
-    KillPoint("approval", "run", "index.interrupted:before@1", "interrupt saved, index says running"),
-    KillPoint("approval", "approve", "index.running:before@1", "the decision dies unsaved"),
+    KillPoint("approval", "run", "end:before@1", "interrupt held back, index says running"),
+    KillPoint("approval", "run", "tx:commit@4", "interrupt and status written, not committed"),
+    KillPoint("approval", "approve", "claim:after@1", "the decision dies before it is written"),
+    KillPoint("approval", "approve", "writes:after@1", "decision handed over, held back"),
+    KillPoint("approval", "approve", "ledger:after@1", "decision recorded, action not run"),
     KillPoint("approval", "approve", "decision:after@1", "approval node, decision read, no refund"),
     KillPoint("approval", "approve", "refund:before@1", "approval node, just before the refund"),
-    KillPoint("approval", "approve", "refund:after@1", "refund committed, no checkpoint yet"),
-    KillPoint("approval", "approve", "writes:before@2", "approval node done, writes not saved"),
-    KillPoint("approval", "approve", "put:after@1", "approval checkpoint saved, router not run"),
-    KillPoint("approval", "approve", "node.router@1", "during the final routing"),
-    KillPoint("approval", "approve", "index.done:before@1", "finished, index says running"),
+    KillPoint("approval", "approve", "refund:after@1", "refund committed, not recorded"),
+    KillPoint("approval", "approve", "ledger:after@2", "refund recorded in memory only"),
+    KillPoint("approval", "approve", "end:before@1", "finished, last step held back"),
+    KillPoint("approval", "approve", "tx:commit@2", "last step and status written, not committed"),
     # small refund, no approval: the side effect happens inside the agent step
     KillPoint("direct", "run", "refund:before@1", "agent step, before the refund"),
     KillPoint("direct", "run", "refund:after@1", "agent step, refund committed, step not saved"),
-    KillPoint("direct", "run", "put:after@4", "agent step saved, final routing not run"),
+    KillPoint("direct", "run", "end:before@1", "agent step done, held back for the end"),
     # escalation: the human-triage node opens a ticket
     KillPoint("escalation", "run", "ticket:after@1", "ticket committed, step not saved"),
-    KillPoint("escalation", "run", "writes:after@3", "triage writes saved, checkpoint not"),
+    KillPoint("escalation", "run", "end:before@1", "triage done, held back for the end"),
 ]
 
 REREAD_AFTER_REFUND = pytest.param(

@@ -1,5 +1,13 @@
-"""PostgreSQL connections dropped mid-run (server restart, proxy, idle killer) are replaced:
-the run finishes, nothing saved is lost."""
+"""PostgreSQL sessions ended mid-run (a server restart, a proxy, an idle killer, an operator).
+
+- Alone, the run carries on: its pool replaces the dropped connections, its lock session
+  reconnects and takes the thread's lock again, and it finishes.
+- When a second process takes the thread meanwhile, the first one's writes are refused
+  (``WriterFenced``): one writer, a linear history, nothing forked.
+
+The agent waits on a file the test creates (an event), never on a sleep; the test ends only its
+own child's sessions, found by their ``application_name``.
+"""
 
 from __future__ import annotations
 
@@ -7,64 +15,102 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
 
-SLOW_GRAPH = textwrap.dedent(
-    '''
-    import time
+from accord.checkpoints import open_saver
 
-    from accord.agents import AgentResult, AgentSpec
-    from accord.graphs import Router, Workflow
+HERE = Path(__file__).parent
 
 
-    def slow(handoff, tools):
-        time.sleep(4)
-        return AgentResult("finished after the connections were dropped")
+def with_app_name(url: str, name: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}application_name={name}"
 
 
-    def build():
-        spec = AgentSpec(id="slow", purpose="Takes its time", kind="rules", handler=slow)
-        return (Workflow("slow", router=Router(default="slow"), max_hops=4).agent(spec)
-                .transitions({"router": ["slow", "END"], "slow": ["router"]}))
-    '''
-)
+def wait_for(path: Path, child: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until the child's agent has started (it writes `path`), or fail with its output."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if child.poll() is not None:
+            out, err = child.communicate()
+            raise AssertionError(f"child ended before its agent started: {child.returncode} {err}")
+        assert time.monotonic() < deadline, "the agent never started"
+        time.sleep(0.02)
 
 
-def terminate_other_sessions(url: str) -> int:
+def terminate_sessions(url: str, app_name: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
+            "WHERE application_name = %s AND pid <> pg_backend_pid()", (app_name,)
         ).fetchall()
     return len(rows)
 
 
+def accord(args: list[str], env: dict[str, str], **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-P", "-m", "accord.cli.main", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def base_env(tmp_path: Path, name: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(HERE), "SLOW_NAME": name,
+            "SLOW_STARTED": str(tmp_path / f"{name}.started")}
+
+
 def test_run_survives_its_connections_being_terminated(tmp_path: Path, postgres_url: str) -> None:
-    (tmp_path / "slowgraph.py").write_text(SLOW_GRAPH)
-    thread = f"drop-{os.getpid()}-{time.time_ns()}"
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "ACCORD_SUPPORT_DB": str(tmp_path / "s.db")}
-    child = subprocess.Popen(
-        [sys.executable, "-P", "-m", "accord.cli.main", "run", "slowgraph:build", "hello",
-         "--thread", thread, "--db", postgres_url, "--json"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    time.sleep(2.5)  # the agent is sleeping; the pool and the thread lock hold connections
-    killed = terminate_other_sessions(postgres_url)
+    thread = f"drop-{uuid.uuid4().hex[:10]}"
+    app = f"accord-drop-{uuid.uuid4().hex[:8]}"
+    env = {**base_env(tmp_path, "A"), "SLOW_RELEASE": str(tmp_path / "A.release")}
+    child = accord(["run", "slowgraph:build", "hello", "--thread", thread, "--json",
+                    "--db", with_app_name(postgres_url, app)], env)
+    wait_for(tmp_path / "A.started", child)  # the agent runs; the pool and the lock session are open
+    assert terminate_sessions(postgres_url, app) >= 1
+    (tmp_path / "A.release").touch()
     out, err = child.communicate(timeout=120)
-    assert killed >= 1
     assert child.returncode == 0, err
     outcome = json.loads(out)
-    assert outcome["status"] == "done", outcome
-    assert outcome["reply"] == "finished after the connections were dropped"
-    shown = subprocess.run(
-        [sys.executable, "-P", "-m", "accord.cli.main", "show", thread, "--db", postgres_url, "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert shown.returncode == 0, shown.stderr
-    history = json.loads(shown.stdout)["history"]
-    assert len(history) >= 4  # the checkpoints from before the drop are all still there
+    assert (outcome["status"], outcome["reply"]) == ("done", "finished by A")
+    with open_saver(postgres_url) as saver:
+        record = saver.threads.get(thread)
+        checkpoints = list(saver.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
+    assert record.status == "done" and record.epoch == 1
+    assert len(checkpoints) >= 3  # what was saved before the drop is all still there
+
+
+def test_a_writer_that_lost_its_thread_cannot_write(tmp_path: Path, postgres_url: str) -> None:
+    """Terminate A's lock session mid-run; B takes the thread over and finishes it; A's writes
+    are refused with one line (exit 2) and the history stays linear."""
+    thread = f"fence-{uuid.uuid4().hex[:10]}"
+    app_a = f"accord-a-{uuid.uuid4().hex[:8]}"
+    env_a = {**base_env(tmp_path, "A"), "SLOW_RELEASE": str(tmp_path / "A.release")}
+    first = accord(["run", "slowgraph:build", "hello", "--thread", thread, "--json",
+                    "--db", with_app_name(postgres_url, app_a)], env_a)
+    wait_for(tmp_path / "A.started", first)
+    assert terminate_sessions(postgres_url, app_a) >= 1  # A's lock is gone with its session
+
+    second = accord(["resume", thread, "--json", "--db", postgres_url], base_env(tmp_path, "B"))
+    out_b, err_b = second.communicate(timeout=120)
+    assert second.returncode == 0, err_b
+    assert (json.loads(out_b)["status"], json.loads(out_b)["reply"]) == ("done", "finished by B")
+
+    (tmp_path / "A.release").touch()  # A's agent returns, and A tries to write its step
+    out_a, err_a = first.communicate(timeout=120)
+    assert first.returncode == 2, (out_a, err_a)
+    assert err_a.startswith("error: ") and err_a.count("\n") == 1, err_a
+    assert f"thread {thread!r} was taken over by another writer" in err_a
+
+    with open_saver(postgres_url) as saver:
+        record = saver.threads.get(thread)
+        checkpoints = list(saver.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
+        audit = saver.audit_log(thread)
+    assert (record.status, record.epoch) == ("done", 2)
+    ids = sorted(c.config["configurable"]["checkpoint_id"] for c in checkpoints)
+    parents = {c.config["configurable"]["checkpoint_id"]:
+               (c.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+               for c in checkpoints}
+    assert [parents[i] for i in ids] == [None, *ids[:-1]]  # linear: nothing forked
+    finished = [e for e in audit if e.kind == "task_finished"]
+    assert [e.details()["task"]["result"] for e in finished] == ["finished by B"]
