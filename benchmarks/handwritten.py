@@ -60,7 +60,7 @@ def build_handwritten(model: BaseChatModel, db: SupportDB) -> StateGraph:
         spec = specs[name]
         agent = create_agent(
             model=model, tools=[tools[t] for t in spec.tools], system_prompt=spec.system_prompt,
-            name=name,
+            name=name, checkpointer=False,
         )
 
         def run(state: State) -> dict[str, Any]:

@@ -138,6 +138,12 @@ class AccordGraph(CompiledStateGraph):
             lent = {CONFIG_KEY_CHECKPOINTER: lend} if lend else {}
             patched = {**config, "configurable": {**config["configurable"], RUN_KEY: handle, **lent}}
             result = await super().abulk_update_state(patched, supersteps)
+            # an edit says nothing of what runs next: read it back (through the run, so what the
+            # saver held back is written first) for the thread index
+            snapshot = await self.aget_state({**result, "configurable": {
+                **result["configurable"], RUN_KEY: handle, **lent}})
+            handle.final = not snapshot.next
+            handle.interrupts = [i for task in snapshot.tasks for i in task.interrupts]
             return {**result, "configurable": {k: v for k, v in result["configurable"].items()
                                                if k not in (RUN_KEY, CONFIG_KEY_CHECKPOINTER)}}
         except BaseException as exc:

@@ -10,10 +10,10 @@ and exits it at shutdown. The saver is accord's, opened from `$ACCORD_DB_URL` (d
 `sqlite:///.accord/accord.db`, PostgreSQL in production), so a thread's state outlives the
 server and can be read with `accord.checkpoints.open_saver` under the server's thread id.
 
-The in-memory dev server still keeps its own thread, run and assistant records under
-`.langgraph_api/` in its working directory; only checkpoints (the graph state) go through
-this saver. The server does not write accord's thread index, so `accord threads` does not
-list threads started from Studio.
+The server wraps it in an adapter of its own; accord's engine finds accord's saver behind it,
+so runs started from Studio or the SDK are engine runs like any other: locked, fenced, kept in
+accord's thread index and audit log. The in-memory dev server still keeps its own thread, run
+and assistant records under `.langgraph_api/` in its working directory.
 """
 
 from __future__ import annotations
