@@ -21,9 +21,8 @@ so one saver serves ``invoke`` and ``ainvoke``, notebooks and servers, on any ev
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -33,12 +32,13 @@ from typing import Any, TypeVar
 
 import psycopg
 from langgraph._internal._constants import ERROR
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
-from langgraph.graph.message import _messages_delta_reducer
 
+from accord.checkpoints.audit import AuditAccess
+from accord.checkpoints.compact import compact
 from accord.checkpoints.errors import CheckpointError, CorruptCheckpoint, WriterFenced
-from accord.checkpoints.journal import CLAIM_RULES, Claim, ClaimRule, dumps
+from accord.checkpoints.journal import CLAIM_RULES, Claim, ClaimRule
 from accord.checkpoints.keep_latest import check_strategy
+from accord.checkpoints.ledger import LedgerAccess
 from accord.checkpoints.runs import (
     RUN_KEY,
     PendingPut,
@@ -48,9 +48,9 @@ from accord.checkpoints.runs import (
     RunSpec,
     interrupt_payloads,
 )
-from accord.checkpoints.threads import ThreadRecord, utc_now
+from accord.checkpoints.threads import SaverThreads, utc_now
 from accord.errors import AccordError
-from accord.records import AuditEvent, AuditKind, ThreadStatus, audit_event
+from accord.records import AuditKind, ThreadStatus, audit_event
 
 T = TypeVar("T")
 
@@ -87,17 +87,6 @@ class RunEnd:
     """The cause, for ``failed``."""
 
 
-DELTA_REDUCERS: dict[str, Callable[..., Any]] = {"messages": _messages_delta_reducer}
-"""How ``compact`` folds a delta channel's writes: accord's conversation by default."""
-
-
-def _delta_channels(found: Any) -> set[str]:
-    counters = (found.metadata or {}).get("counters_since_delta_snapshot") or {}
-    snapshots = {k for k, v in found.checkpoint["channel_values"].items()
-                 if isinstance(v, _DeltaSnapshot)}
-    return set(counters) | snapshots
-
-
 def run_of(config: dict[str, Any] | None) -> RunHandle | None:
     """The run handle a config carries (root namespace only)."""
     configurable = (config or {}).get("configurable") or {}
@@ -115,7 +104,7 @@ def cause_of(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-class AccordSaver:
+class AccordSaver(LedgerAccess, AuditAccess):
     """The run-aware part of every accord saver (mixed in before the stock saver)."""
 
     dialect: Any
@@ -126,12 +115,25 @@ class AccordSaver:
 
     # backend hooks ------------------------------------------------------------------------
     def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
-        """Take the thread's lock (waiting up to ``spec.wait``) and claim it."""
+        """Take the thread's lock (waiting up to ``spec.wait``) and claim it; the lock is
+        released again when the thread's state refuses the run."""
+        token = self._locks.acquire(spec.thread_id, spec.wait)  # type: ignore[attr-defined]
+        try:
+            claim = self._claim_held(spec, rule)
+        except BaseException:
+            self._locks.release(token)  # type: ignore[attr-defined]
+            raise
+        if claim.epoch is None:
+            self._locks.release(token)  # type: ignore[attr-defined]
+        return claim, token
+
+    def _claim_held(self, spec: RunSpec, rule: ClaimRule) -> Claim:
+        """Claim the thread whose lock this process holds."""
         raise NotImplementedError
 
     def _release(self, handle: RunHandle) -> None:
         """Release the thread's lock."""
-        raise NotImplementedError
+        self._locks.release(handle.backend)  # type: ignore[attr-defined]
 
     def _transaction(self, handle: RunHandle | None, body: Callable[[Any], T]) -> T:
         """Run ``body(cursor)`` in one write transaction (stock writes inside it join it)."""
@@ -405,121 +407,22 @@ class AccordSaver:
         """Prune the threads (``BaseCheckpointSaver.prune``).
 
         ``keep_latest`` keeps each thread's latest checkpoint; a thread whose conversation is a
-        ``DeltaChannel`` is compacted (``compact``) instead of refused. ``delete`` also forgets
-        the threads' index rows, audit events and tool results.
+        ``DeltaChannel`` is compacted (``accord.checkpoints.compact``) instead of refused.
+        ``delete`` also forgets the threads' index rows, audit events and tool results.
         """
         ids = check_strategy(thread_ids, strategy)
         if strategy == "keep_latest":
-            ids = [t for t in ids if not self.compact(t)]
+            ids = [t for t in ids if not compact(self, t)]
         if ids:
             self._prune_stored(ids, strategy)
         if strategy == "delete":
             self.forget(ids)
 
-    def compact(self, thread_id: str, reducers: Mapping[str, Callable[..., Any]] | None = None,
-                *, wait: float = 0.0) -> bool:
-        """Keep only the thread's latest checkpoint, its delta channels written out in full.
-
-        Returns False (nothing done) for a thread that uses no ``DeltaChannel``. ``reducers``
-        says how to fold each delta channel's writes (default: accord's conversation). Runs
-        under the thread's lock, in one transaction.
-        """
-        reducers = dict(DELTA_REDUCERS if reducers is None else reducers)
-        root = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-        head = self.get_tuple(root)
-        if head is None or not _delta_channels(head):
-            return False
-        unknown = _delta_channels(head) - set(reducers)
-        if unknown:
-            raise CheckpointError(f"thread {thread_id!r}: no reducer known for delta channel(s) "
-                                  f"{', '.join(sorted(unknown))}; pass reducers=...")
-        token = self._hold(thread_id, wait)
-        try:
-            head = self.get_tuple(root)  # again, under the lock
-            channels = _delta_channels(head)
-            values = dict(head.checkpoint["channel_values"])
-            missing = [c for c in channels if c not in values]
-            history = self.get_delta_channel_history(config=head.config, channels=missing) if (
-                missing) else {}
-            for channel in channels:
-                if channel in values:
-                    current = values[channel]
-                    if not isinstance(current, _DeltaSnapshot):
-                        values[channel] = _DeltaSnapshot(current)
-                    continue
-                entry = history.get(channel) or {}
-                seed = entry.get("seed")
-                seed = seed.value if isinstance(seed, _DeltaSnapshot) else (seed or [])
-                writes = [write[2] for write in entry.get("writes") or ()]
-                values[channel] = _DeltaSnapshot(reducers[channel](list(seed), writes))
-            checkpoint = {**head.checkpoint, "channel_values": values}
-            metadata = {k: v for k, v in (head.metadata or {}).items()
-                        if k != "counters_since_delta_snapshot"}
-            versions = dict(checkpoint.get("channel_versions") or {})
-            by_task: dict[str, list[tuple[str, Any]]] = {}
-            for task_id, channel, value in head.pending_writes or ():
-                by_task.setdefault(task_id, []).append((channel, value))
-
-            def body(cur: Any) -> None:
-                self.delete_thread(thread_id)
-                self._store(cur, PendingPut(root, checkpoint, metadata, versions))
-                for task_id, writes in by_task.items():
-                    self._store(cur, PendingWrites(head.config, writes, task_id, ""))
-
-            self._transaction(None, body)
-        finally:
-            self._unhold(token)
-        return True
-
-    # the ledger ---------------------------------------------------------------------------
-    def ledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
-        """``(True, result)`` when a tool call with this key was recorded, else ``(False, None)``."""
-        if key in handle.results:
-            return True, json.loads(handle.results[key])
-        if not handle.has_ledger or (task_id and task_id == handle.spec.task_id):
-            return False, None  # nothing can be recorded for this thread or this new task yet
-        with self._reading() as cur:
-            text = self.dialect.recall_result(cur, handle.thread_id, key)
-        return (True, json.loads(text)) if text is not None else (False, None)
-
-    def ledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
-                      durable: bool = True) -> Any:
-        """Record a tool result; return it as a re-run will see it (a JSON round trip).
-
-        ``durable``: written now, with everything the run held back (a tool with no
-        idempotency of its own must not run again after a crash). A tool idempotent by key
-        passes False: its result travels with the run's next write, and a re-run that misses
-        it calls the tool again under the same key, which answers as the first time.
-        """
-        text = dumps(result)
-        with handle.lock:
-            self._live(handle)
-            if durable:
-                self._flush(handle, lambda cur, now: self.dialect.record_result(
-                    cur, handle.thread_id, key, tool, text, now))
-            else:
-                handle.pending.append(PendingResult(key, tool, text))
-            handle.results[key] = text
-        return json.loads(text)
-
-    async def aledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
-        """``ledger_recall`` off the event loop (no thread hop when nothing can be recorded)."""
-        if key not in handle.results and (
-            not handle.has_ledger or (task_id and task_id == handle.spec.task_id)
-        ):
-            return False, None
-        return await self._offload(self.ledger_recall, handle, task_id, key)
-
-    async def aledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
-                             durable: bool = True) -> Any:
-        """``ledger_record`` off the event loop."""
-        return await self._offload(self.ledger_record, handle, key, tool, result, durable)
-
     # reads --------------------------------------------------------------------------------
     @property
-    def threads(self) -> _Threads:
+    def threads(self) -> SaverThreads:
         """The thread index."""
-        return _Threads(self)
+        return SaverThreads(self)
 
     def checkpoint_ids(self, thread_id: str) -> list[tuple[str, str | None]]:
         """A thread's root checkpoints as (id, parent id), newest first, without reading them
@@ -527,48 +430,12 @@ class AccordSaver:
         with self._reading() as cur:
             return self.dialect.checkpoint_ids(cur, thread_id)
 
-    def audit_log(self, thread_id: str) -> list[AuditEvent]:
-        """A thread's audit events, oldest first."""
-        with self._reading() as cur:
-            return self.dialect.audit(cur, thread_id)
-
-    def record_refusal(self, thread_id: str, event: dict[str, Any]) -> None:
-        """Record an event for a request the engine refused (nothing else is saved)."""
-        self._transaction(None, lambda cur: self.dialect.insert_events(cur, thread_id,
-                                                                       [(None, event)]))
-
     def forget(self, thread_ids: Sequence[str]) -> int:
         """Delete the threads' index rows, audit events and tool results."""
         ids = [str(t) for t in thread_ids]
         if not ids:
             return 0
         return self._transaction(None, lambda cur: self.dialect.delete_threads(cur, ids))
-
-
-class _Threads:
-    """``saver.threads``: the thread index of one saver."""
-
-    def __init__(self, saver: AccordSaver) -> None:
-        self._saver = saver
-
-    def get(self, thread_id: str) -> ThreadRecord | None:
-        with self._saver._reading() as cur:
-            return self._saver.dialect.read_thread(cur, str(thread_id))
-
-    def list(self, status: ThreadStatus | str | None = None, limit: int | None = None, *,
-             updated_before: datetime | None = None) -> list[ThreadRecord]:
-        with self._saver._reading() as cur:
-            return self._saver.dialect.list_threads(cur, status, limit, updated_before)
-
-    def delete(self, thread_ids: Sequence[str] | Iterator[str]) -> int:
-        return self._saver.forget(list(thread_ids))
-
-    def upsert(self, thread_id: str, *, graph: str | None = None, status: ThreadStatus | str,
-               pending: Any = None) -> ThreadRecord:
-        """Record a thread's status by hand (repairs, migrations); runs keep it current."""
-        saver = self._saver
-        return saver._transaction(None, lambda cur: saver.dialect.upsert_thread(
-            cur, str(thread_id), graph, ThreadStatus(status), pending, saver.clock()))
 
 
 __all__ = ["AccordSaver", "ClaimRefused", "RunEnd", "cause_of", "run_of"]

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from accord.checkpoints.accord_saver import AccordSaver
-from accord.checkpoints.journal import Claim, ClaimRule
-from accord.checkpoints.locks import ProcessLocks
-from accord.checkpoints.memory import MemoryJournal
-from accord.checkpoints.runs import RunHandle, RunSpec
+from accord.checkpoints.memory import JournalInMemory
 
 T = TypeVar("T")
 
@@ -60,40 +56,16 @@ class _Delegate(BaseCheckpointSaver):
         return self.inner.get_next_version(current, channel)
 
 
-class JournaledSaver(AccordSaver, _Delegate):
+class JournaledSaver(JournalInMemory, AccordSaver, _Delegate):
     """A foreign saver with accord's journal kept in memory (see the module docstring)."""
 
     def __init__(self, inner: BaseCheckpointSaver) -> None:
         super().__init__(inner)
-        self.dialect = MemoryJournal()
-        self._journal_lock = threading.RLock()
-        self._locks = ProcessLocks()
+        self._init_journal()
 
-    def _transaction(self, handle: RunHandle | None, body: Callable[[Any], T]) -> T:
-        with self._journal_lock:
-            return body(None)
-
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        with self._journal_lock:
-            yield None
-
-    def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
-        token = self._locks.acquire(spec.thread_id, spec.wait)
-        try:
-            saved = self.inner.get_tuple(
-                {"configurable": {"thread_id": spec.thread_id, "checkpoint_ns": ""}}) is not None
-            with self._journal_lock:
-                claim = self.dialect.claim(spec, rule, saved, self.clock())
-        except BaseException:
-            self._locks.release(token)
-            raise
-        if claim.epoch is None:
-            self._locks.release(token)
-        return claim, token
-
-    def _release(self, handle: RunHandle) -> None:
-        self._locks.release(handle.backend)
+    def _has_checkpoints(self, thread_id: str) -> bool:
+        root = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        return self.inner.get_tuple(root) is not None
 
     def checkpoint_ids(self, thread_id: str) -> list[tuple[str, str | None]]:
         rows = self.inner.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})

@@ -128,17 +128,16 @@ class MemoryJournal:
         return gone
 
 
-class AccordMemorySaver(AccordSaver, InMemorySaver):
-    """The stock in-memory saver plus accord's runs, tables and ``prune``."""
+class JournalInMemory:
+    """accord's journal kept in this process: for ``memory://`` and for foreign savers."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def _init_journal(self) -> None:
         self.dialect = MemoryJournal()
         self._journal_lock = threading.RLock()
         self._locks = ProcessLocks()
 
-    async def _offload(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return fn(*args, **kwargs)  # nothing blocks
+    def _has_checkpoints(self, thread_id: str) -> bool:
+        raise NotImplementedError
 
     def _transaction(self, handle: RunHandle | None, body: Callable[[Any], T]) -> T:
         with self._journal_lock:
@@ -149,17 +148,24 @@ class AccordMemorySaver(AccordSaver, InMemorySaver):
         with self._journal_lock:
             yield None
 
-    def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
-        token = self._locks.acquire(spec.thread_id, spec.wait)
+    def _claim_held(self, spec: RunSpec, rule: ClaimRule) -> Claim:
+        saved = self._has_checkpoints(spec.thread_id)
         with self._journal_lock:
-            saved = any(self.storage.get(spec.thread_id, {}).get("", {}))
-            claim = self.dialect.claim(spec, rule, saved, self.clock())
-        if claim.epoch is None:
-            self._locks.release(token)
-        return claim, token
+            return self.dialect.claim(spec, rule, saved, self.clock())  # type: ignore[attr-defined]
 
-    def _release(self, handle: RunHandle) -> None:
-        self._locks.release(handle.backend)
+
+class AccordMemorySaver(JournalInMemory, AccordSaver, InMemorySaver):
+    """The stock in-memory saver plus accord's runs, tables and ``prune``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_journal()
+
+    async def _offload(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs)  # nothing blocks
+
+    def _has_checkpoints(self, thread_id: str) -> bool:
+        return any(self.storage.get(thread_id, {}).get("", {}))
 
     def checkpoint_ids(self, thread_id: str) -> list[tuple[str, str | None]]:
         saved = self.storage.get(thread_id, {}).get("", {})

@@ -190,20 +190,9 @@ class AccordSqliteSaver(AccordSaver, SqliteSaver):
             finally:
                 cur.close()
 
-    def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
-        token = self._locks.acquire(spec.thread_id, spec.wait)
-        try:
-            claim = self._transaction(
-                None, lambda cur: claim_in_transaction(SQLITE, cur, spec, rule, self.clock()))
-        except BaseException:
-            self._locks.release(token)
-            raise
-        if claim.epoch is None:
-            self._locks.release(token)
-        return claim, token
-
-    def _release(self, handle: RunHandle) -> None:
-        self._locks.release(handle.backend)
+    def _claim_held(self, spec: RunSpec, rule: ClaimRule) -> Claim:
+        return self._transaction(
+            None, lambda cur: claim_in_transaction(SQLITE, cur, spec, rule, self.clock()))
 
     def _prune_stored(self, thread_ids: list[str], strategy: str) -> None:
         if strategy == "delete":

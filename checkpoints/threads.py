@@ -90,6 +90,32 @@ class ThreadIndex(Protocol):
         """Record a thread's status by hand (repairs, migrations); runs keep it current."""
 
 
+class SaverThreads:
+    """``saver.threads``: the thread index of one of accord's savers."""
+
+    def __init__(self, saver: Any) -> None:
+        self._saver = saver
+
+    def get(self, thread_id: str) -> ThreadRecord | None:
+        with self._saver._reading() as cur:
+            return self._saver.dialect.read_thread(cur, str(thread_id))
+
+    def list(self, status: ThreadStatus | str | None = None, limit: int | None = None, *,
+             updated_before: datetime | None = None) -> list[ThreadRecord]:
+        with self._saver._reading() as cur:
+            return self._saver.dialect.list_threads(cur, status, limit, updated_before)
+
+    def delete(self, thread_ids: Iterable[str]) -> int:
+        return self._saver.forget(list(thread_ids))
+
+    def upsert(self, thread_id: str, *, graph: str | None = None, status: ThreadStatus | str,
+               pending: Any = None) -> ThreadRecord:
+        """Record a thread's status by hand (repairs, migrations); runs keep it current."""
+        saver = self._saver
+        return saver._transaction(None, lambda cur: saver.dialect.upsert_thread(
+            cur, str(thread_id), graph, ThreadStatus(status), pending, saver.clock()))
+
+
 @contextmanager
 def open_thread_index(url: str | None = None, *, clock: Any = None) -> Iterator[ThreadIndex]:
     """The thread index of the database at ``url`` (opens accord's saver for it)."""
@@ -101,4 +127,4 @@ def open_thread_index(url: str | None = None, *, clock: Any = None) -> Iterator[
         yield saver.threads
 
 
-__all__ = ["ThreadIndex", "ThreadRecord", "ThreadStatus", "open_thread_index", "utc_now"]
+__all__ = ["SaverThreads", "ThreadIndex", "ThreadRecord", "ThreadStatus", "open_thread_index", "utc_now"]

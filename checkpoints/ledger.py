@@ -1,0 +1,63 @@
+"""The tool ledger in accord's saver (``accord_ledger``): each tool result of a run, recorded
+when it exists, so a step re-run after a crash sees what its first run saw, and a tool with no
+idempotency of its own is not called again. Nodes reach it through
+``accord.agents.ledger.Ledger``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from accord.checkpoints.journal import dumps
+from accord.checkpoints.runs import PendingResult, RunHandle
+
+
+class LedgerAccess:
+    """The ledger's part of accord's saver."""
+
+    def ledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
+        """``(True, result)`` when a tool call with this key was recorded, else ``(False, None)``."""
+        if key in handle.results:
+            return True, json.loads(handle.results[key])
+        if not handle.has_ledger or (task_id and task_id == handle.spec.task_id):
+            return False, None  # nothing can be recorded for this thread or this new task yet
+        with self._reading() as cur:
+            text = self.dialect.recall_result(cur, handle.thread_id, key)
+        return (True, json.loads(text)) if text is not None else (False, None)
+
+    def ledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
+                      durable: bool = True) -> Any:
+        """Record a tool result; return it as a re-run will see it (a JSON round trip).
+
+        ``durable``: written now, with everything the run held back (a tool with no
+        idempotency of its own must not run again after a crash). A tool idempotent by key
+        passes False: its result travels with the run's next write, and a re-run that misses
+        it calls the tool again under the same key, which answers as the first time.
+        """
+        text = dumps(result)
+        with handle.lock:
+            self._live(handle)
+            if durable:
+                self._flush(handle, lambda cur, now: self.dialect.record_result(
+                    cur, handle.thread_id, key, tool, text, now))
+            else:
+                handle.pending.append(PendingResult(key, tool, text))
+            handle.results[key] = text
+        return json.loads(text)
+
+    async def aledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
+        """``ledger_recall`` off the event loop (no thread hop when nothing can be recorded)."""
+        if key not in handle.results and (
+            not handle.has_ledger or (task_id and task_id == handle.spec.task_id)
+        ):
+            return False, None
+        return await self._offload(self.ledger_recall, handle, task_id, key)
+
+    async def aledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
+                             durable: bool = True) -> Any:
+        """``ledger_record`` off the event loop."""
+        return await self._offload(self.ledger_record, handle, key, tool, result, durable)
+
+    # reads --------------------------------------------------------------------------------
+
+__all__ = ["LedgerAccess"]
