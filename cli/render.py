@@ -87,7 +87,11 @@ def audit_table(events: list[AuditEvent]) -> Table:
     """A thread's audit log as a table (oldest first)."""
     table = Table("at", "kind", "node", "detail", title="audit trail")
     for event in events:
-        detail = {k: v for k, v in event.details().items() if k != "node" and v is not None}
+        detail = {k: v for k, v in event.details().items()
+                  if k not in ("node", "task_id") and v is not None}
+        if event.kind is AuditKind.TASK_FINISHED:
+            task = detail.pop("task", {}) or {}
+            detail = {"status": task.get("status"), "result": task.get("result")}
         table.add_row(event.at[11:23], event.kind.value, event.node or "",
                       json.dumps(detail, default=str)[:100])
     return table
