@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -21,12 +24,41 @@ def llm_available() -> bool:
     return bool(os.environ.get("OPENAI_API_KEY"))
 
 
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop, or None outside one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+class PerLoop:
+    """Values built once per event loop (a loop's HTTP connections belong to it alone)."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+        self._outside: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, build: Callable[[], Any]) -> Any:
+        loop = running_loop()
+        with self._lock:
+            cache = self._outside if loop is None else self._by_loop.setdefault(loop, {})
+            if key not in cache:
+                cache[key] = build()
+            return cache[key]
+
+
 class ModelResolver:
-    """Turns a model reference into a chat model, lazily and once per reference.
+    """Turns a model reference into a chat model, lazily and once per reference and event loop.
 
     Tiers come from ``tiers`` and may be overridden by ``ACCORD_MODEL_<TIER>``. A mapping of
     ready-made models (for example ``accord.testing.ScriptedChatModel``) short-circuits
     everything, which is how tests and benchmarks inject models.
+
+    An OpenAI model gets an async HTTP client of its own per event loop: langchain-openai shares
+    one per process, and a connection opened on one loop cannot serve another (accord's sync
+    entry points run on a loop of their own, beside the caller's).
     """
 
     def __init__(
@@ -36,8 +68,7 @@ class ModelResolver:
     ) -> None:
         self.tiers = {**DEFAULT_TIERS, **(tiers or {})}
         self.models = dict(models or {})
-        self._cache: dict[str, BaseChatModel] = {}
-        self._lock = threading.Lock()
+        self._built = PerLoop()
 
     def resolve_name(self, ref: str) -> str:
         if ref in self.tiers:
@@ -49,14 +80,20 @@ class ModelResolver:
             return self.models[ref]
         if "*" in self.models:
             return self.models["*"]
-        with self._lock:
-            if ref not in self._cache:
-                from langchain.chat_models import init_chat_model
+        return self._built.get(ref, lambda: self._build(self.resolve_name(ref)))
 
-                # ChatOpenAI reads OPENAI_API_KEY and OPENAI_BASE_URL from the environment,
-                # so any OpenAI-compatible server works.
-                self._cache[ref] = init_chat_model(self.resolve_name(ref), temperature=0)
-            return self._cache[ref]
+    @staticmethod
+    def _build(name: str) -> BaseChatModel:
+        from langchain.chat_models import init_chat_model
+
+        extra: dict[str, Any] = {}
+        if name.startswith("openai:") and running_loop() is not None:
+            import openai
+
+            extra["http_async_client"] = openai.DefaultAsyncHttpxClient()
+        # ChatOpenAI reads OPENAI_API_KEY and OPENAI_BASE_URL from the environment, so any
+        # OpenAI-compatible server works.
+        return init_chat_model(name, temperature=0, **extra)
 
 
 TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 
 from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
 from accord.agents.handoff import AgentResult, Handoff, ProposedAction
-from accord.agents.models import ModelResolver
+from accord.agents.models import ModelResolver, PerLoop
 from accord.agents.spec import AgentSpec
 from accord.errors import AccordError
 
@@ -143,8 +142,7 @@ class AgentRunner:
         self.middleware = tuple(middleware)
         """Extra langchain middleware for LLM agents (guardrails, PII, call limits)."""
         self.toolbox.subset(spec.tools)  # fail at build time on an unknown tool
-        self._compiled: Any = None
-        self._lock = threading.Lock()
+        self._compiled = PerLoop()
 
     def _validate_input(self, handoff: Handoff) -> None:
         if self.spec.input_schema is not None:
@@ -170,15 +168,13 @@ class AgentRunner:
 
     # LLM ----------------------------------------------------------------------------------
     def _agent(self) -> Any:
-        """The agent's ``create_agent`` graph, built on first use (the model is resolved then).
+        """The agent's ``create_agent`` graph, built on first use in each event loop (its model
+        is resolved then, with HTTP connections of that loop).
 
         It runs inside the workflow's node without a checkpointer of its own: the node is the
         unit of durability, so the inner tool loop adds no checkpoint writes.
         """
-        with self._lock:
-            if self._compiled is None:
-                self._compiled = self._build_agent()
-            return self._compiled
+        return self._compiled.get("agent", self._build_agent)
 
     def _build_agent(self) -> Any:
         return create_agent(
@@ -233,7 +229,7 @@ class AgentRunner:
         try:
             # The inner loop gets a durability of its own: under a parent run at
             # durability="sync" a checkpointer-less graph that inherits it fails on
-            # `_put_checkpoint_fut` (see tests/core/test_inner_durability.py).
+            # `_put_checkpoint_fut` (see tests/engine/test_inner_durability.py).
             state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]},
                                         {"configurable": {CONFIG_KEY_DURABILITY: "exit"}})
         finally:

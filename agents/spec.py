@@ -89,7 +89,7 @@ class AgentSpec(BaseModel):
     retry: RetrySpec = RetrySpec()
     """Retry policy for the agent's node."""
     timeout: float | None = Field(None, gt=0)
-    """Seconds one attempt may take (async runs)."""
+    """Seconds the agent's whole call may take, its retries included (every entry point)."""
 
     @field_validator("id")
     @classmethod

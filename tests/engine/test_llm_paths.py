@@ -131,7 +131,6 @@ def test_a_broken_llm_agent_falls_back_and_says_why(entry, tmp_path, monkeypatch
         requests = server.requests
         errors = server.errors
 
-    print("DEBUG", reply, [ (e.kind, e.details()) for e in saved(tmp_path, thread)[1]])
     assert len(requests) == 2  # the classification, then the agent's one (refused) call
     assert len(errors) == 1 and "script exhausted at call 2" in errors[0]
     assert reply.startswith(FALLBACK_REPLY)
@@ -151,9 +150,12 @@ def test_the_cli_shows_a_fallback_in_text_and_json(tmp_path):
         text = run_cli(tmp_path, server, "run", "support", REQUEST, "--no-input")
     assert text.returncode == 0, text.stderr
     assert "LLM agents" in text.stdout  # the mode line: the LLM agents were configured
-    [line] = [ln for ln in text.stdout.splitlines() if ln.startswith("fallback ")]
-    assert line.startswith("fallback tech failed (") and line.endswith("tech_rules answered")
-    assert "script exhausted" in line
+    lines = [ln for ln in text.stdout.splitlines() if ln.startswith("fallback ")]
+    # shown live as it happens, then in the run's summary with the whole cause
+    assert [ln.split(" (")[0] for ln in lines] == ["fallback tech failed"] * 2, text.stdout
+    assert lines[0].endswith("tech_rules takes over")
+    assert lines[1].endswith("tech_rules answered")
+    assert "400" in lines[1] and "script exhausted at call 2" in lines[1]
 
     with OpenAICompatServer([ROUTE]) as server:
         done = run_cli(tmp_path, server, "run", "support", REQUEST, "--json")
@@ -165,3 +167,19 @@ def test_the_cli_shows_a_fallback_in_text_and_json(tmp_path):
     assert "script exhausted" in fallback["error"]
     _, audit, _ = saved(tmp_path, outcome["thread_id"])
     assert [e.details()["error"] for e in audit if e.kind is AuditKind.FALLBACK] == [fallback["error"]]
+
+
+def test_a_sync_run_after_an_async_run_on_a_closed_loop(tmp_path, monkeypatch):
+    """``asyncio.run(graph.ainvoke(...))`` then ``graph.invoke(...)`` in one process: both runs
+    reach the LLM tiers: each event loop gets HTTP connections of its own."""
+    def respond(messages, *, tools, schema):
+        return ROUTE if schema is not None else REPLY
+
+    with OpenAICompatServer(responder=respond) as server:
+        first, _ = run_support("ainvoke", tmp_path, server, monkeypatch)
+        second, reply = run_support("invoke", tmp_path, server, monkeypatch)
+    for thread in (first, second):
+        _, audit, _ = saved(tmp_path, thread)
+        route = next(e.details() for e in audit if e.kind is AuditKind.ROUTE)
+        assert (route["tier"], route["target"]) == ("llm", "tech"), route["reason"]
+    assert reply == REPLY
