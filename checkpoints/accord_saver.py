@@ -45,6 +45,7 @@ from accord.checkpoints.runs import (
     PendingResult,
     PendingWrites,
     RunHandle,
+    RunKind,
     RunSpec,
     interrupt_payloads,
 )
@@ -94,6 +95,14 @@ def run_of(config: dict[str, Any] | None) -> RunHandle | None:
     if isinstance(handle, RunHandle) and not configurable.get("checkpoint_ns"):
         return handle
     return None
+
+
+def _latest_stand_in(config: Any, ids: list[tuple[str, str | None]]) -> Any:
+    """The id of a thread's latest checkpoint, where that checkpoint itself cannot be read."""
+    from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint
+
+    checkpoint = {**empty_checkpoint(), "id": ids[0][0]} if ids else empty_checkpoint()
+    return CheckpointTuple(config, checkpoint, {}, None, [])
 
 
 def cause_of(error: BaseException) -> str:
@@ -257,14 +266,14 @@ class AccordSaver(LedgerAccess, AuditAccess):
         if not ops and extra is None:
             return
         puts = [op for op in ops if isinstance(op, PendingPut)]
-        steps = [op for op in ops if not isinstance(op, PendingResult)]
         events = self._new_events(handle, puts)
         now = self.clock()
 
         def body(cur: Any) -> None:
-            if steps and not self.dialect.fence(cur, handle.thread_id, handle.epoch,
-                                                puts[-1].checkpoint["id"] if puts else None,
-                                                bool(puts), now):
+            # every write a run makes is fenced: a run that lost its thread writes nothing
+            if not self.dialect.fence(cur, handle.thread_id, handle.epoch,
+                                      puts[-1].checkpoint["id"] if puts else None,
+                                      bool(puts), now):
                 handle.fenced = True
                 raise WriterFenced(handle.thread_id, handle.epoch)
             for op in ops:
@@ -353,8 +362,16 @@ class AccordSaver(LedgerAccess, AuditAccess):
             raise
         except Exception as exc:  # noqa: BLE001 - a stored value that cannot be read back
             configurable = config.get("configurable") or {}
-            raise CorruptCheckpoint(str(configurable.get("thread_id")),
-                                    configurable.get("checkpoint_id"), cause_of(exc)) from exc
+            thread_id = str(configurable.get("thread_id"))
+            if handle is not None and handle.spec.kind is RunKind.REPLAY and not (
+                configurable.get("checkpoint_id")
+            ):
+                # a replay from an intact checkpoint asks only which checkpoint is the latest
+                return _latest_stand_in(config, self.checkpoint_ids(thread_id))
+            latest = None if configurable.get("checkpoint_id") else next(
+                iter(self.checkpoint_ids(thread_id)), (None,))[0]
+            raise CorruptCheckpoint(thread_id, configurable.get("checkpoint_id") or latest,
+                                    cause_of(exc)) from exc
 
     def _with_history(self, handle: RunHandle, config: Any) -> Any:
         """The checkpoint and its delta channels' history, read at once (one round of reads)."""

@@ -48,7 +48,7 @@ from accord.engine.inputs import (
     dump_request,
     load_request,
     request_task,
-    request_text,
+    request_texts,
     validate_request,
 )
 from accord.engine.portal import PORTAL
@@ -190,8 +190,8 @@ class AccordGraph(CompiledStateGraph):
         saver, lend = self._saver(merged)
         thread_id = configurable.get(CONFIG_KEY_THREAD_ID)
         if request is not None:
-            text = request_text(request)
-            tripped = run_input_guardrails(self.engine.input_guardrails, text)
+            tripped = next((found for text in request_texts(request) if (
+                found := run_input_guardrails(self.engine.input_guardrails, text))), None)
             if tripped is not None:
                 if saver is not None and thread_id is not None:
                     event = audit_event(AuditKind.INPUT_REFUSED, **tripped.as_dict())

@@ -85,6 +85,11 @@ def request_text(request: Mapping[str, Any]) -> str:
     return ""
 
 
+def request_texts(request: Mapping[str, Any]) -> list[str]:
+    """The text of every message of the request (what input guardrails check, each one)."""
+    return [message.text for message in request.get("messages") or []]
+
+
 def request_task(request: Mapping[str, Any]) -> str | None:
     """The task a request opens: its last human message's id."""
     for message in reversed(request.get("messages") or []):
@@ -103,4 +108,11 @@ def load_request(recorded: Mapping[str, Any]) -> dict[str, Any]:
     return {"messages": messages_from_dict(list(recorded.get("messages") or []))}
 
 
-__all__ = ["dump_request", "load_request", "request_task", "request_text", "validate_request"]
+__all__ = [
+    "dump_request",
+    "load_request",
+    "request_task",
+    "request_text",
+    "request_texts",
+    "validate_request",
+]
