@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
 from accord.agents.handoff import AgentResult, Handoff, ProposedAction
-from accord.agents.models import ModelResolver, PerLoop
+from accord.agents.models import ModelResolver, PerLoop, is_transient
 from accord.agents.spec import AgentSpec
 from accord.errors import AccordError
 
@@ -187,6 +187,7 @@ class AgentRunner:
                 ApprovalGateMiddleware(self.toolbox),
                 ModelRetryMiddleware(
                     max_retries=self.spec.retry.max_attempts - 1,
+                    retry_on=is_transient,  # a 4xx or a validation error fails the same again
                     initial_delay=self.spec.retry.initial_interval,
                     backoff_factor=self.spec.retry.backoff_factor,
                     on_failure="error",
