@@ -392,6 +392,10 @@ class AccordSaver(LedgerAccess, AuditAccess):
         return super().get_delta_channel_history(config=config, channels=channels)  # type: ignore[misc]
 
     async def aget_tuple(self, config: Any) -> Any:
+        handle = run_of(config)
+        if (handle is not None and not handle.has_checkpoints and not handle.head
+                and not handle.pending and not config["configurable"].get("checkpoint_id")):
+            return None  # a thread with no checkpoint yet: no query, no thread hop
         return await self._offload(self.get_tuple, config)
 
     async def alist(self, config: Any, *, filter: Any = None, before: Any = None,
@@ -403,11 +407,38 @@ class AccordSaver(LedgerAccess, AuditAccess):
             yield item
 
     async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
-        return await self._offload(self.put, config, checkpoint, metadata, new_versions)
+        handle = run_of(config)
+        if handle is None or not handle.lock.acquire(blocking=False):
+            return await self._offload(self.put, config, checkpoint, metadata, new_versions)
+        try:  # held back (the usual case) without leaving the event loop
+            self._live(handle)
+            due = handle.on_put(PendingPut(config, checkpoint, dict(metadata), dict(new_versions)))
+        finally:
+            handle.lock.release()
+        if due:
+            await self._offload(self._flush_locked, handle)
+        configurable = config["configurable"]
+        return {"configurable": {"thread_id": configurable["thread_id"],
+                                 "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                                 "checkpoint_id": checkpoint["id"]}}
 
     async def aput_writes(self, config: Any, writes: Sequence[tuple[str, Any]], task_id: str,
                           task_path: str = "") -> None:
-        await self._offload(self.put_writes, config, writes, task_id, task_path)
+        handle = run_of(config)
+        if handle is None or not handle.lock.acquire(blocking=False):
+            await self._offload(self.put_writes, config, writes, task_id, task_path)
+            return
+        try:
+            self._live(handle)
+            due = handle.on_writes(PendingWrites(config, list(writes), task_id, task_path))
+        finally:
+            handle.lock.release()
+        if due:
+            await self._offload(self._flush_locked, handle)
+
+    def _flush_locked(self, handle: RunHandle) -> None:
+        with handle.lock:
+            self._flush(handle)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._offload(self.delete_thread, thread_id)

@@ -23,7 +23,8 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from accord.checkpoints.accord_saver import AccordSaver
-from accord.checkpoints.journal import POSTGRES, Claim, ClaimRule
+from accord.checkpoints.journal import Claim, ClaimRule
+from accord.checkpoints.journal_pg import POSTGRES
 from accord.checkpoints.locks import LockSession, ProcessLocks, advisory_key, poll
 from accord.checkpoints.runs import RunHandle, RunSpec
 

@@ -108,8 +108,8 @@ def _instrument() -> None:
     # the engine's saver: LangGraph handing over a step's checkpoint and a task's writes (the
     # saver writes them now or with the next durable point), the claim that starts a run,
     # every write transaction, tool results recorded in the ledger, the run's end
-    _around(AccordSaver, "put", "put")
-    _around(AccordSaver, "put_writes", "writes")
+    _around(AccordSaver, "aput", "put")
+    _around(AccordSaver, "aput_writes", "writes")
     _around(AccordSaver, "begin_run", "claim")
     _around(AccordSaver, "end_run", "end")
     _around(AccordSaver, "ledger_record", "ledger")
