@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -16,11 +17,15 @@ from pydantic import ValidationError
 
 from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
 from accord.agents.handoff import AgentResult, Handoff, ProposedAction
-from accord.agents.models import ModelResolver, PerLoop, is_transient
+from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
 from accord.errors import AccordError
 
 PENDING_ARTIFACT = "accord_pending"
+
+AGENTS_KEPT = 4
+"""Compiled agent graphs an agent keeps (one per model it was given: per event loop for a
+model the resolver builds)."""
 
 
 class ToolNotDeclared(AccordError):
@@ -142,7 +147,8 @@ class AgentRunner:
         self.middleware = tuple(middleware)
         """Extra langchain middleware for LLM agents (guardrails, PII, call limits)."""
         self.toolbox.subset(spec.tools)  # fail at build time on an unknown tool
-        self._compiled = PerLoop()
+        self._compiled: dict[int, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
 
     def _validate_input(self, handoff: Handoff) -> None:
         if self.spec.input_schema is not None:
@@ -168,17 +174,26 @@ class AgentRunner:
 
     # LLM ----------------------------------------------------------------------------------
     def _agent(self) -> Any:
-        """The agent's ``create_agent`` graph, built on first use in each event loop (its model
-        is resolved then, with HTTP connections of that loop).
+        """The agent's ``create_agent`` graph for the model the resolver gives now (a model it
+        builds has HTTP connections of the running event loop; an injected one is shared), built
+        once per model.
 
         It runs inside the workflow's node without a checkpointer of its own: the node is the
         unit of durability, so the inner tool loop adds no checkpoint writes.
         """
-        return self._compiled.get("agent", self._build_agent)
+        model = self.models(self.spec.model or "small")
+        with self._lock:
+            found = self._compiled.get(id(model))
+            if found is None or found[0] is not model:
+                found = (model, self._build_agent(model))
+                self._compiled[id(model)] = found
+                while len(self._compiled) > AGENTS_KEPT:  # models of loops long gone
+                    del self._compiled[next(iter(self._compiled))]
+            return found[1]
 
-    def _build_agent(self) -> Any:
+    def _build_agent(self, model: Any) -> Any:
         return create_agent(
-            model=self.models(self.spec.model or "small"),
+            model=model,
             tools=self.toolbox.subset(self.spec.tools),
             system_prompt=self.spec.system_prompt or self.spec.purpose,
             checkpointer=False,

@@ -24,7 +24,6 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -148,8 +147,9 @@ class AccordSaver(LedgerAccess, AuditAccess):
         """Run ``body(cursor)`` in one write transaction (stock writes inside it join it)."""
         raise NotImplementedError
 
-    def _reading(self) -> AbstractContextManager[Any]:
-        """A cursor for reading accord's tables."""
+    def _read(self, body: Callable[[Any], T]) -> T:
+        """``body(cursor)`` reading accord's tables (a backend may repeat it on a dropped
+        connection: reads are safe to repeat)."""
         raise NotImplementedError
 
     def _final_transaction(self, handle: RunHandle, body: Callable[[Any], T]) -> T:
@@ -475,8 +475,7 @@ class AccordSaver(LedgerAccess, AuditAccess):
     def checkpoint_ids(self, thread_id: str) -> list[tuple[str, str | None]]:
         """A thread's root checkpoints as (id, parent id), newest first, without reading them
         (history still lists a checkpoint that cannot be read)."""
-        with self._reading() as cur:
-            return self.dialect.checkpoint_ids(cur, thread_id)
+        return self._read(lambda cur: self.dialect.checkpoint_ids(cur, thread_id))
 
     def forget(self, thread_ids: Sequence[str]) -> int:
         """Delete the threads' index rows, audit events and tool results."""

@@ -13,8 +13,7 @@ class AuditAccess:
 
     def audit_log(self, thread_id: str) -> list[AuditEvent]:
         """A thread's audit events, oldest first."""
-        with self._reading() as cur:
-            return self.dialect.audit(cur, thread_id)
+        return self._read(lambda cur: self.dialect.audit(cur, thread_id))
 
     def record_refusal(self, thread_id: str, event: dict[str, Any]) -> None:
         """Record an event for a request the engine refused (nothing else is saved)."""

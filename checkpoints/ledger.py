@@ -21,8 +21,7 @@ class LedgerAccess:
             return True, json.loads(handle.results[key])
         if not handle.has_ledger or (task_id and task_id == handle.spec.task_id):
             return False, None  # nothing can be recorded for this thread or this new task yet
-        with self._reading() as cur:
-            text = self.dialect.recall_result(cur, handle.thread_id, key)
+        text = self._read(lambda cur: self.dialect.recall_result(cur, handle.thread_id, key))
         return (True, json.loads(text)) if text is not None else (False, None)
 
     def ledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
@@ -36,14 +35,20 @@ class LedgerAccess:
         """
         text = dumps(result)
         with handle.lock:
-            self._live(handle)
             if durable:
+                self._live(handle)
                 self._flush(handle, lambda cur, now: self.dialect.record_result(
                     cur, handle.thread_id, key, tool, text, now))
+                handle.results[key] = text
             else:
-                handle.pending.append(PendingResult(key, tool, text))
-            handle.results[key] = text
+                self._hold_result(handle, key, tool, text)
         return json.loads(text)
+
+    def _hold_result(self, handle: RunHandle, key: str, tool: str, text: str) -> None:
+        """Keep a result for the run's next write (``handle.lock`` held)."""
+        self._live(handle)
+        handle.pending.append(PendingResult(key, tool, text))
+        handle.results[key] = text
 
     async def aledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
         """``ledger_recall`` off the event loop (no thread hop when nothing can be recorded)."""
@@ -55,8 +60,16 @@ class LedgerAccess:
 
     async def aledger_record(self, handle: RunHandle, key: str, tool: str, result: Any,
                              durable: bool = True) -> Any:
-        """``ledger_record`` off the event loop."""
-        return await self._offload(self.ledger_record, handle, key, tool, result, durable)
+        """``ledger_record`` off the event loop; a result that waits for the run's next write
+        is held on the loop (no thread hop) unless a write is in progress."""
+        if durable or not handle.lock.acquire(blocking=False):
+            return await self._offload(self.ledger_record, handle, key, tool, result, durable)
+        try:
+            text = dumps(result)
+            self._hold_result(handle, key, tool, text)
+        finally:
+            handle.lock.release()
+        return json.loads(text)
 
     # reads --------------------------------------------------------------------------------
 

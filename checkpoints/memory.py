@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -143,10 +142,9 @@ class JournalInMemory:
         with self._journal_lock:
             return body(None)
 
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
+    def _read(self, body: Callable[[Any], T]) -> T:
         with self._journal_lock:
-            yield None
+            return body(None)
 
     def _claim_held(self, spec: RunSpec, rule: ClaimRule) -> Claim:
         saved = self._has_checkpoints(spec.thread_id)

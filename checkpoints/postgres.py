@@ -145,10 +145,12 @@ class AccordPostgresSaver(AccordSaver, PostgresSaver):
 
         return self._retry(attempt)
 
-    @contextmanager
-    def _reading(self) -> Iterator[psycopg.Cursor[DictRow]]:
-        with self._pooled() as conn, conn.cursor(row_factory=dict_row) as cur:
-            yield cur
+    def _read(self, body: Callable[[Any], T]) -> T:
+        def attempt() -> T:
+            with self._pooled() as conn, conn.cursor(row_factory=dict_row) as cur:
+                return body(cur)
+
+        return self._retry(attempt)
 
     def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
         key = advisory_key(spec.thread_id)

@@ -180,13 +180,12 @@ class AccordSqliteSaver(AccordSaver, SqliteSaver):
                 self._active.cur = None
                 cur.close()
 
-    @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Cursor]:
+    def _read(self, body: Callable[[Any], T]) -> T:
         with self.lock:
             self.setup()
             cur = self.conn.cursor()
             try:
-                yield cur
+                return body(cur)
             finally:
                 cur.close()
 

@@ -97,13 +97,12 @@ class SaverThreads:
         self._saver = saver
 
     def get(self, thread_id: str) -> ThreadRecord | None:
-        with self._saver._reading() as cur:
-            return self._saver.dialect.read_thread(cur, str(thread_id))
+        return self._saver._read(lambda cur: self._saver.dialect.read_thread(cur, str(thread_id)))
 
     def list(self, status: ThreadStatus | str | None = None, limit: int | None = None, *,
              updated_before: datetime | None = None) -> list[ThreadRecord]:
-        with self._saver._reading() as cur:
-            return self._saver.dialect.list_threads(cur, status, limit, updated_before)
+        return self._saver._read(lambda cur: self._saver.dialect.list_threads(
+            cur, status, limit, updated_before))
 
     def delete(self, thread_ids: Iterable[str]) -> int:
         return self._saver.forget(list(thread_ids))

@@ -45,6 +45,32 @@ _settings: dict[str, Any] = {"debug": False}
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="Print tracebacks of unexpected errors")) -> None:
     _settings["debug"] = debug
+    _route_logs(debug)
+
+
+def _route_logs(debug: bool) -> None:
+    """Warnings of accord and its libraries (a dropped pooled connection, a retry) go to the
+    log file, not between the command's output and its one error line; ``--debug`` prints
+    them as well."""
+    root = logging.getLogger()
+    if any(getattr(h, "accord_cli", False) for h in root.handlers):
+        return
+    handlers: list[logging.Handler] = [_LogFile(LOG_FILE, delay=True)]
+    if debug:
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.accord_cli = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if debug else logging.WARNING)
+
+
+class _LogFile(logging.FileHandler):
+    """The CLI's log file, created with its folder on the first record."""
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

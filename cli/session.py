@@ -154,8 +154,11 @@ class Session:
                 for node, update in chunk.items():
                     on_update(node, update)
                     fallbacks.extend(_fallbacks(update))
-        except Exception:
-            after = await self.record(thread_id)
+        except Exception as exc:
+            try:
+                after = await self.record(thread_id)
+            except Exception:  # noqa: BLE001 - the run's own error is the one to report
+                raise exc from None
             claimed = after is not None and (before is None or after.epoch > before.epoch)
             if not claimed or after.status is not ThreadStatus.FAILED:
                 raise

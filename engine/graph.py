@@ -52,6 +52,7 @@ from accord.engine.inputs import (
     validate_request,
 )
 from accord.engine.portal import PORTAL
+from accord.engine.untraced import install as untraced_install
 from accord.guardrails.base import GuardrailTripwireTriggered, run_input_guardrails
 from accord.records import AuditKind, ThreadStatus, audit_event
 
@@ -98,6 +99,7 @@ class AccordGraph(CompiledStateGraph):
 
     # entry points ------------------------------------------------------------------------------
     async def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        untraced_install()
         run = await self._plan(input, config, kwargs)
         if run.saver is None:  # a subgraph call, or no accord saver: a plain LangGraph run
             async for chunk in super().astream(run.input, config, **kwargs):
@@ -120,6 +122,10 @@ class AccordGraph(CompiledStateGraph):
 
     def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
         yield from PORTAL.iterate(lambda: self.astream(input, config, **kwargs))
+
+    def invoke(self, input: Any, config: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        # ainvoke on the portal: one hand-over between threads per run, not one per chunk
+        return PORTAL.run(lambda: self.ainvoke(input, config, **kwargs))
 
     def bulk_update_state(self, config: Any, supersteps: Sequence[Sequence[Any]]) -> Any:  # type: ignore[override]
         return PORTAL.run(lambda: self.abulk_update_state(config, supersteps))

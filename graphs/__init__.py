@@ -10,6 +10,7 @@ from accord.graphs.errors import (
     HopBudgetExceeded,
     IllegalTransition,
     InvalidResume,
+    NodeContractError,
     UnknownGraph,
     WorkflowBuildError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ApprovalRequest",
     "HopBudgetExceeded",
     "IllegalTransition",
+    "NodeContractError",
     "InvalidResume",
     "KeywordRule",
     "LLMClassifier",

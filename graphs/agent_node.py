@@ -60,7 +60,8 @@ class AgentNode:
         handoff = self.handoff(state)
         timeout = self.runner.spec.timeout
         try:
-            result = await asyncio.wait_for(self.runner.arun(handoff), timeout)
+            async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
+                result = await self.runner.arun(handoff)
             return self.settle(state, result, self.runner)
         except PASS_THROUGH:
             raise
@@ -103,7 +104,8 @@ class AgentNode:
                                      task_id=task_id, **call))
         update: dict[str, Any] = {
             "tasks": {task_id: {"status": _STATUS[result.status].value, "updated_at": utcnow(),
-                                "result": result.reply, "handoff_to": result.handoff_to}},
+                                "result": result.reply, "output": result.output,
+                                "handoff_to": result.handoff_to}},
             "outputs": {self.name: {"agent": spec.id, "version": spec.version, "kind": spec.kind,
                                     "status": result.status, "reply": result.reply,
                                     "output": result.output}},

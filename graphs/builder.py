@@ -24,7 +24,7 @@ from accord.agents.spec import AgentSpec
 from accord.engine.graph import AccordGraph, EngineSettings
 from accord.graphs.agent_node import AgentNode
 from accord.graphs.approval import ApprovalNode
-from accord.graphs.errors import WorkflowBuildError
+from accord.graphs.errors import NodeContractError, WorkflowBuildError
 from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
@@ -233,6 +233,10 @@ class Workflow:
                 step = await fn(state)
             else:
                 step = await asyncio.to_thread(fn, state)
+            if not isinstance(step, Step):
+                raise NodeContractError(
+                    f"node {name!r} returned {type(step).__name__}; a node added with "
+                    "Workflow.node returns Step(goto=..., update={...})")
             return moves.command(name, state, step)
 
         run.__name__ = name

@@ -31,6 +31,10 @@ class IllegalTransition(AccordError):
     """A node proposed an undeclared transition and the graph declares no error path."""
 
 
+class NodeContractError(AccordError):
+    """A node returned something other than what its kind of node returns."""
+
+
 class InvalidResume(AccordError):
     """A resume value for an approval does not match the expected shape."""
 
@@ -43,6 +47,7 @@ __all__ = [
     "AccordError",
     "HopBudgetExceeded",
     "IllegalTransition",
+    "NodeContractError",
     "InvalidResume",
     "UnknownGraph",
     "WorkflowBuildError",

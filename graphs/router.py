@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END
-from langgraph.types import Command
+from langgraph.types import Command, Overwrite
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from accord.agents.models import is_transient
@@ -154,6 +154,7 @@ class Router:
     """Optional LLM tier."""
     descriptions: Mapping[str, str] = field(default_factory=dict)
     """What each target is for, shown to the LLM tier."""
+    _prepared: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def targets(self) -> set[str]:
         return {self.default, *(r.target for r in self.rules)}
@@ -167,13 +168,26 @@ class Router:
             return RouteDecision("default", self.default, "no rule matched")
         return None
 
-    def _prepare(self, text: str, allowed: Sequence[str]) -> tuple[list[str], type[BaseModel], list[Any]]:
+    def _prepare(self, allowed: Sequence[str]) -> tuple[list[str], type[BaseModel], SystemMessage]:
+        """The targets, their choice model and the system prompt (built once per target set)."""
         assert self.classifier is not None
-        targets = [t for t in allowed if not t.startswith("__")]
-        lines = [self.classifier.instructions, "", "Targets:"]
-        lines += [f"- {t}: {self.descriptions.get(t, t)}" for t in targets]
-        prompt = [SystemMessage("\n".join(lines)), HumanMessage(text)]
-        return targets, route_choice_model(targets), prompt
+        key = tuple(allowed)
+        if key not in self._prepared:
+            targets = [t for t in allowed if not t.startswith("__")]
+            lines = [self.classifier.instructions, "", "Targets:"]
+            lines += [f"- {t}: {self.descriptions.get(t, t)}" for t in targets]
+            self._prepared[key] = (targets, route_choice_model(targets),
+                                   SystemMessage("\n".join(lines)))
+        return self._prepared[key]
+
+    def _structured(self, model: BaseChatModel, schema: type[BaseModel]) -> Any:
+        """The model bound to the choice schema (built once per model and schema)."""
+        key = (id(model), schema)
+        found = self._prepared.get(key)
+        if found is None or found[0] is not model:
+            found = (model, model.with_structured_output(schema))
+            self._prepared[key] = found
+        return found[1]
 
     async def decide(
         self,
@@ -188,12 +202,13 @@ class Router:
             return decided
         classifier = self.classifier
         assert classifier is not None
-        targets, schema, prompt = self._prepare(text, allowed)
+        targets, schema, system = self._prepare(allowed)
+        prompt = [system, HumanMessage(text)]
         failure: BaseException | None = None
         attempts = 0
         for attempts in range(1, classifier.max_attempts + 1):  # noqa: B007 - read after the loop
             try:
-                model = model_for(classifier.model).with_structured_output(schema)
+                model = self._structured(model_for(classifier.model), schema)
                 raw = await asyncio.wait_for(model.ainvoke(prompt), classifier.timeout)
             except GraphBubbleUp:
                 raise
@@ -272,6 +287,7 @@ def router_node(
             **({"context": expired} if expired else {}),
             "hops": HOPS_RESET,
             "active_task": request_id,
+            "outputs": Overwrite({}),  # the outputs of this request's agents, from here on
             "tasks": tasks,
             "audit": [audit_event(AuditKind.ROUTE, node=name, task_id=request_id,
                                   **decision.as_dict())],

@@ -7,10 +7,11 @@ A checkpoint's size does not depend on how long its thread has lived:
 
 - ``messages`` is a LangGraph ``DeltaChannel``: each checkpoint stores only the step's new
   messages (a full snapshot every ``MESSAGE_SNAPSHOT_EVERY`` updates), not the conversation;
-- ``audit`` and ``errors`` hold the current request only; every event is copied to the audit
-  log (``accord_audit``) in the transaction of the step that produced it;
-- ``tasks`` holds open tasks and the last ``FINISHED_TASKS_KEPT`` finished ones; a finished
-  task's final record is in the audit log (``task_finished``).
+- ``audit``, ``errors`` and ``outputs`` hold the current request only; every audit event is
+  copied to the audit log (``accord_audit``) in the transaction of the step that produced it;
+- ``tasks`` holds open tasks and the finished ones of the request in progress; a finished
+  task's final record (its reply and structured output) is in the audit log
+  (``task_finished``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ HOPS_RESET = "reset"
 MESSAGE_SNAPSHOT_EVERY = 200
 """Message updates between two full snapshots of the conversation in a checkpoint."""
 
-FINISHED_TASKS_KEPT = 3
-"""Finished tasks a thread's state keeps, for context; older ones live in the audit log."""
+FINISHED_TASKS_KEPT = 0
+"""Finished tasks of earlier requests a thread's state keeps; all of them are in the audit log."""
 
 
 class TaskRecord(TypedDict, total=False):

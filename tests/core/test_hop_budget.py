@@ -7,7 +7,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphRecursionError
 
 from accord.agents import AgentResult, AgentSpec
-from accord.graphs import HopBudgetExceeded, Router, Step, Workflow
+from accord.checkpoints import open_saver
+from accord.graphs import HopBudgetExceeded, NodeContractError, Router, Step, Workflow
 
 
 def ask(graph, config=None) -> dict:
@@ -50,9 +51,28 @@ def test_the_budget_is_per_request(config, completes):
     """Each new request on a thread starts a fresh count."""
     workflow = Workflow("t", router=Router(default="a"), max_hops=3)
     workflow.node("a", completes("a")).transitions({"router": ["a", "END"], "a": ["router"]})
-    graph = workflow.compile(checkpointer=InMemorySaver())
-    cfg = config()
-    for _ in range(4):  # 3 hops per request (router->a, a->router, router->END): 12 in all
-        out = ask(graph, cfg)
+    with open_saver("memory://") as saver:
+        graph = workflow.compile(checkpointer=saver)
+        cfg = config()
+        for _ in range(4):  # 2 hops per request (router->a, a->END once its task is done)
+            out = ask(graph, cfg)
+        finished = [e for e in saver.audit_log(cfg["configurable"]["thread_id"])
+                    if e.kind == "task_finished"]
     assert out["messages"][-1].content == "a done"
-    assert len([t for t in out["tasks"].values() if t["status"] == "completed"]) == 4
+    assert [e.details()["task"]["status"] for e in finished] == ["completed"] * 4
+
+
+def test_a_plain_node_that_returns_no_step_fails_with_a_clear_error(config):
+    """A node added with ``Workflow.node`` returns a ``Step``; anything else names the node."""
+    workflow = Workflow("t", router=Router(default="a"))
+    workflow.node("a", lambda state: {"messages": []}).transitions({"router": ["a", "END"],
+                                                                     "a": ["END"]})
+    with open_saver("memory://") as saver:
+        graph = workflow.compile(checkpointer=saver)
+        cfg = config()
+        with pytest.raises(NodeContractError, match="node 'a' returned dict"):
+            ask(graph, cfg)
+        record = saver.threads.get(cfg["configurable"]["thread_id"])
+    assert record.status == "failed"
+    assert record.error == ("node 'a' returned dict; a node added with "
+                            "Workflow.node returns Step(goto=..., update={...})")

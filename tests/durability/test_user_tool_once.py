@@ -174,10 +174,12 @@ def calls(folder: Path) -> list[dict[str, Any]]:
 
 def ledger_tools(saver: Any, thread: str) -> list[str]:
     """The tools whose results the ledger holds for the thread."""
-    with saver._reading() as cur:
+    def read(cur: Any) -> list[str]:
         cur.execute(saver.dialect.sql(
             "SELECT tool FROM accord_ledger WHERE thread_id = %s ORDER BY tool"), (thread,))
         return [row["tool"] if isinstance(row, dict) else row[0] for row in cur.fetchall()]
+
+    return saver._read(read)
 
 
 def tool_events(saver: Any, thread: str) -> list[str]:

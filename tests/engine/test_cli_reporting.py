@@ -51,6 +51,21 @@ def fails():
         raise ValueError("the node gave up")
 
     return workflow.node("boom", boom).transitions({"router": ["boom", "END"], "boom": ["END"]})
+
+
+def noisy():
+    """A workflow whose node makes a library log a warning, then answers."""
+    import logging
+
+    from langchain_core.messages import AIMessage
+
+    workflow = Workflow("noisy", router=Router(default="talk"))
+
+    def talk(state):
+        logging.getLogger("somelib.pool").warning("discarding a closed connection")
+        return Step("END", {"messages": [AIMessage("all good")]})
+
+    return workflow.node("talk", talk).transitions({"router": ["talk", "END"], "talk": ["END"]})
 '''
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -185,6 +200,20 @@ def test_a_failed_run_is_an_outcome_not_a_bug(accord: Run, db: str, tmp_path: Pa
         record = saver.threads.get("f1")
     assert (record.status, record.error, record.epoch) == (
         ThreadStatus.FAILED, "ValueError: the node gave up", 1)
+
+
+def test_library_warnings_go_to_the_log_file_not_between_output_and_errors(
+    accord: Run, db: str, tmp_path: Path
+) -> None:
+    done = accord("run", f"{BUGGY_MODULE}:noisy", "hello", "--thread", "n1", "--db", db)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.stderr == "" and "discarding" not in done.stdout
+    assert "WARNING somelib.pool: discarding a closed connection" in (tmp_path / LOG).read_text()
+
+    debug = accord("--debug", "run", f"{BUGGY_MODULE}:noisy", "again", "--thread", "n1",
+                   "--db", db)
+    assert debug.returncode == 0, (debug.stdout, debug.stderr)
+    assert "discarding a closed connection" in debug.stderr
 
 
 # decisions --------------------------------------------------------------------------------------

@@ -501,8 +501,7 @@ def assert_owned_by(saver: Any, thread: str, b: Any) -> None:
     assert (record.epoch, record.run_id, record.status) == (2, b.spec.run_id, ThreadStatus.RUNNING)
     assert record.head is None and saver.checkpoint_ids(thread) == []
     assert saver.audit_log(thread) == []
-    with saver._reading() as cur:
-        assert saver.dialect.recall_result(cur, thread, "refund:INV-1") is None
+    assert saver._read(lambda cur: saver.dialect.recall_result(cur, thread, "refund:INV-1")) is None
 
 
 @pytest.mark.parametrize("write", FENCED_WRITES)
