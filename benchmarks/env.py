@@ -31,22 +31,31 @@ class Sizes:
     concurrency: tuple[int, ...]
     throughput_seconds: float
     throughput_repeats: int
+    accounting_requests: int
+    """Requests per commit-counting window of section 3 (fresh threads, then follow-ups)."""
+    accounting_concurrency: int
+    """Concurrent requests in those windows (enough to keep the process busy)."""
+    pgbench_scale: int
     resumes: int
     waiting_threads: int
     storage_requests: int
+    growth: tuple[int, ...]
+    """Requests one thread has received at each point of section 6's growth curve."""
     pgbench_seconds: int
 
 
 FULL = Sizes(
-    repeats=7, overhead_requests=40, workload_requests=200, workload_latency=0.01,
+    repeats=9, overhead_requests=30, workload_requests=200, workload_latency=0.01,
     workload_repeats=3, concurrency=(1, 8, 32, 128, 256), throughput_seconds=5.0,
-    throughput_repeats=3, resumes=40, waiting_threads=10_000, storage_requests=200,
+    throughput_repeats=3, accounting_requests=120, accounting_concurrency=32, pgbench_scale=10,
+    resumes=40, waiting_threads=10_000, storage_requests=200, growth=(1, 10, 50),
     pgbench_seconds=5,
 )
 QUICK = Sizes(
-    repeats=2, overhead_requests=6, workload_requests=10, workload_latency=0.0,
+    repeats=2, overhead_requests=4, workload_requests=10, workload_latency=0.0,
     workload_repeats=1, concurrency=(1, 8), throughput_seconds=1.0, throughput_repeats=1,
-    resumes=4, waiting_threads=100, storage_requests=10, pgbench_seconds=1,
+    accounting_requests=8, accounting_concurrency=4, pgbench_scale=1, resumes=4,
+    waiting_threads=100, storage_requests=10, growth=(1, 3, 6), pgbench_seconds=1,
 )
 
 
@@ -88,6 +97,11 @@ class BenchEnv:
     out: Path
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="accord-bench-")))
     _databases: list[str] = field(default_factory=list)
+
+    @property
+    def cores(self) -> int:
+        """CPU cores this process may run on."""
+        return len(os.sched_getaffinity(0))
 
     @property
     def plots(self) -> Path:

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from benchmarks.stats import Spread
 
@@ -63,4 +64,32 @@ def lines(
     ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def panels(
+    path: Path, title: str, xs: Sequence[float],
+    charts: Sequence[tuple[str, str, Mapping[str, Sequence[float]]]], *, xlabel: str,
+    logx: bool = False, band: tuple[float, float, int] | None = None,
+) -> str:
+    """Side-by-side line charts over the same ``xs``: ``(title, ylabel, series)`` each.
+
+    ``band=(low, high, chart)`` shades a tolerance band on that chart.
+    """
+    fig, axes = plt.subplots(1, len(charts), figsize=(5.5 * len(charts), 4))
+    for i, (ax, (sub, ylabel, series)) in enumerate(zip(axes, charts, strict=True)):
+        for name, ys in series.items():
+            ax.plot(xs, ys, "o-", label=name)
+        if band and band[2] == i:
+            ax.axhspan(band[0], band[1], alpha=0.12, label="target band")
+        if logx:
+            ax.set_xscale("log")
+            ax.set_xticks(list(xs), [str(int(x)) for x in xs])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(sub)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
     return _save(fig, path)

@@ -73,8 +73,8 @@ def run(env: BenchEnv, progress: Any) -> Section:
             "the approval threshold lowered to $1), each resumed once with `Command(resume={'decision': 'approve'})` through "
             "`graph.stream(..., stream_mode='tasks')`; the clock runs from the call to the first "
             "task-start event (the approval node starting again: checkpoint loaded, resume value "
-            "applied, task scheduled), and on to the end of the run (the refund is issued and the "
-            "router closes the task). Savers from `accord.checkpoints.open_saver`. The model plays "
+            "applied, task scheduled), and on to the end of the run (the refund is issued and "
+            "the run ends). Savers from `accord.checkpoints.open_saver`. The model plays "
             "no part in a resume, so the rule-based agents put the threads in place."
             + ("" if env.postgres else " PostgreSQL: skipped: no PostgreSQL.")
         ),

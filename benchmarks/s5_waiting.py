@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from langgraph.types import Command
 
-from accord.checkpoints import open_async_saver, open_saver, open_thread_index
+from accord.checkpoints import open_async_saver, open_saver
 from accord.graphs.support import SupportDB, build_support
 from benchmarks.env import BenchEnv, rss_bytes
 from benchmarks.plots import lines
@@ -22,7 +22,7 @@ from benchmarks.stats import Section, Table
 CONCURRENCY = 16
 
 
-async def _fill(graph: Any, index: Any, count: int, progress: Any, task: Any,
+async def _fill(graph: Any, count: int, progress: Any, task: Any,
                 samples: list[tuple[int, float]]) -> list[str]:
     """Put ``count`` threads at the approval, sampling RSS as they pile up."""
     ids: list[str] = []
@@ -34,9 +34,6 @@ async def _fill(graph: Any, index: Any, count: int, progress: Any, task: Any,
             tid = uuid.uuid4().hex
             config = {"configurable": {"thread_id": tid}}
             await graph.ainvoke({"messages": [{"role": "user", "content": REFUND}]}, config)
-            state = await graph.aget_state(config)
-            await asyncio.to_thread(index.upsert, tid, graph="support", status="interrupted",
-                                    pending=state.interrupts[0].value if state.interrupts else None)
             ids.append(tid)
             progress.advance(task)
             if len(ids) % step == 0:
@@ -88,18 +85,17 @@ def run(env: BenchEnv, progress: Any) -> Section:
     async def fill() -> list[str]:
         async with open_async_saver(fill_url) as saver:
             graph = workflow.compile(checkpointer=saver)
-            with open_thread_index(fill_url) as index:
-                await graph.ainvoke({"messages": [{"role": "user", "content": REFUND}]},
-                                    {"configurable": {"thread_id": "warm-up"}})
-                index.upsert("warm-up", graph="support", status="interrupted")
-                gc.collect()
-                samples[0] = (0, rss_bytes() / 2**20)
-                return await _fill(graph, index, count, progress, task, samples)
+            await graph.ainvoke({"messages": [{"role": "user", "content": REFUND}]},
+                                {"configurable": {"thread_id": "warm-up"}})
+            gc.collect()
+            samples[0] = (0, rss_bytes() / 2**20)
+            return await _fill(graph, count, progress, task, samples)
 
     start = time.perf_counter()
     ids = asyncio.run(fill())
     fill_seconds = time.perf_counter() - start
-    with open_thread_index(url) as index, open_saver(url) as saver:
+    with open_saver(url) as saver:
+        index = saver.threads
         listed = len(index.list(status="interrupted"))
         list_all = _timed(lambda: index.list(status="interrupted"))
         list_page = _timed(lambda: index.list(status="interrupted", limit=50))
@@ -112,7 +108,6 @@ def run(env: BenchEnv, progress: Any) -> Section:
             config = {"configurable": {"thread_id": tid}}
             t = time.perf_counter()
             graph.invoke(Command(resume=APPROVE), config)
-            index.upsert(tid, status="done")
             resumes.append(time.perf_counter() - t)
         resume_ms = statistics.median(resumes) * 1000
     plan = ""
@@ -147,11 +142,11 @@ def run(env: BenchEnv, progress: Any) -> Section:
         method=(
             f"{count:,} threads, each run until the refund approval interrupts it "
             f"(`graph.ainvoke` on `open_async_saver`, {CONCURRENCY} at a time, rule-based agents; "
-            f"the model plays no part in waiting), each recorded in the thread index as "
-            f"`interrupted` with its payload, as the CLI does (on PostgreSQL this set-up runs with "
+            f"the model plays no part in waiting); the engine records each in the thread index as "
+            f"`interrupted` with its pending approval when the run ends (on PostgreSQL this set-up runs with "
             f"`synchronous_commit=off`; the measurements after it do not). Resident memory of this process "
             f"(`VmRSS`, after `gc.collect()`) is sampled every tenth of the way. Then: listing "
-            f"the pending approvals with `open_thread_index(url).list(status='interrupted')` (all, "
+            f"the pending approvals with `saver.threads.list(status='interrupted')` (all, "
             f"and a page of 50) against finding them by scanning every thread's latest checkpoint "
             f"for an interrupt, and resuming one with `Command(resume=approve)`."
         ),
