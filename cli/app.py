@@ -32,7 +32,7 @@ out = Console()
 err = Console(stderr=True)
 
 DB_HELP = "Database URL: sqlite:///path, postgresql://..., memory:// (default: $ACCORD_DB_URL or sqlite:///.accord/accord.db)"
-GRAPH_HELP = "module:factory of the thread's graph, when it is not in accord's catalog"
+GRAPH_HELP = "The thread's graph (file.py:attr or module:attr), when the thread does not record one accord can load"
 LOG_FILE = Path(".accord/logs/accord.log")
 """Where the CLI writes the traceback of an unexpected error."""
 

@@ -56,7 +56,7 @@ async def _run_and_approve(session: Session, first: Any, view: LiveView, by: str
 
 @app.command()
 def run(
-    graph: str = typer.Argument(..., help=f"Graph name ({', '.join(CATALOG)}) or module:factory"),
+    graph: str = typer.Argument(..., help=f"Graph: a name ({', '.join(CATALOG)}), a graph id of ./langgraph.json, path/to/file.py:attr or module:attr"),
     message: str = typer.Argument(..., help="The request"),
     thread: str = typer.Option(None, "--thread", help="Thread id (new one if omitted)"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
@@ -201,7 +201,7 @@ def show(
 
 
 @app.command()
-def graph(name: str = typer.Argument(..., help="Graph name or module:factory")) -> None:
+def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, file.py:attr or module:attr")) -> None:
     """Print the graph as a mermaid diagram (exactly the allowed transitions)."""
     async def go() -> str:
         return load_workflow(name).mermaid()

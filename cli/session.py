@@ -94,7 +94,7 @@ class Session:
     def __init__(self, saver: AccordSaver, *, graph_ref: str | None = None) -> None:
         self.saver = saver
         self.graph_ref = graph_ref
-        """A ``module:factory`` for threads whose graph is not in the catalog."""
+        """A graph reference for threads that record none accord can load."""
         self._workflows: dict[str, Workflow] = {}
         self._graphs: dict[str, AccordGraph] = {}
 
@@ -136,7 +136,7 @@ class Session:
             return name
         raise ThreadNotFound(
             f"thread {thread_id!r} runs graph {name!r}, which is not in accord's catalog; "
-            "pass --graph module:factory"
+            "pass --graph file.py:attr or module:attr"
         )
 
     async def drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate) -> RunOutcome:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables.config import merge_configs
@@ -74,6 +74,9 @@ class EngineSettings:
     graph_ref: str | None = None
     """How to load the graph again (a catalog name or ``module:factory``); the thread index
     records it, or the graph's name when it is not known."""
+    workflow: Any = field(default=None, compare=False, repr=False)
+    """The ``accord.graphs.Workflow`` the graph was compiled from (the CLI compiles it again on
+    its own saver when a reference names the compiled graph)."""
 
 
 @dataclass

@@ -251,7 +251,7 @@ class Workflow:
         compiled = self.build().compile(checkpointer=checkpointer, name=self.name, **kwargs)
         attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
         engine = EngineSettings(input_guardrails=self.input_guardrails, lock_wait=self.lock_wait,
-                                graph_ref=self.source)
+                                graph_ref=self.source, workflow=self)
         return AccordGraph(engine=engine, **attrs)
 
     def mermaid(self) -> str:
