@@ -1,6 +1,6 @@
 """accord.agents: agents as data, the registry, model tiers, LLM and rule-based agents."""
 
-from accord.agents.actions import ApprovalPolicy, ToolBox
+from accord.agents.actions import ApprovalPolicy, ToolBox, read_only
 from accord.agents.handoff import AgentResult, Handoff, ProposedAction
 from accord.agents.models import ModelResolver, llm_available
 from accord.agents.registry import AgentRegistry, RegistryError
@@ -8,6 +8,7 @@ from accord.agents.runner import AgentRunner, ToolCalls, ToolNotDeclared
 from accord.agents.spec import AgentSpec, RetrySpec, SpecError, load_specs
 
 __all__ = [
+    "read_only",
     "AgentRegistry",
     "AgentResult",
     "AgentRunner",

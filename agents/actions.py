@@ -14,6 +14,19 @@ from accord.agents.handoff import ProposedAction
 from accord.agents.ledger import Ledger
 
 IDEMPOTENCY_ARG = "idempotency_key"
+READ_ONLY = "accord_read_only"
+"""Tool metadata key: the tool only reads (see :func:`read_only`)."""
+
+
+def read_only(tool: BaseTool) -> BaseTool:
+    """Mark a tool as one that changes nothing (a lookup, a search).
+
+    Its results are still recorded in the run's ledger, but with the run's next write rather
+    than in a transaction of their own before the step goes on: after a crash a re-run that
+    missed the record simply reads again. Use it as a decorator above ``@tool``.
+    """
+    tool.metadata = {**(tool.metadata or {}), READ_ONLY: True}
+    return tool
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,8 @@ class ToolBox:
         self.tools: dict[str, BaseTool] = {t.name: t for t in tools}
         self.policies: tuple[ApprovalPolicy, ...] = tuple(policies)
         self._keyed = frozenset(name for name, t in self.tools.items() if _takes_key(t))
+        self._read_only = frozenset(name for name, t in self.tools.items()
+                                    if (t.metadata or {}).get(READ_ONLY))
 
     def subset(self, names: Iterable[str]) -> list[BaseTool]:
         missing = [n for n in names if n not in self.tools]
@@ -86,6 +101,11 @@ class ToolBox:
         """Whether the tool takes an ``idempotency_key`` (a side-effecting tool)."""
         return tool in self._keyed
 
+    def repeatable(self, tool: str) -> bool:
+        """Whether calling the tool again after a crash is harmless: it takes an idempotency
+        key, or it is :func:`read_only`. Its ledger record may wait for the run's next write."""
+        return tool in self._keyed or tool in self._read_only
+
     def run(self, tool: str, args: Mapping[str, Any], *, key: str, ledger: Ledger | None = None) -> Any:
         """Run a tool; side-effecting tools receive the idempotency key so a re-run is a no-op.
 
@@ -101,4 +121,4 @@ class ToolBox:
         result = self.tools[tool].invoke(payload)
         if ledger is None:
             return result
-        return ledger.record(key, tool, result, idempotent=self.accepts_key(tool))
+        return ledger.record(key, tool, result, repeatable=self.repeatable(tool))

@@ -36,21 +36,22 @@ class Ledger:
         """``(True, result)`` when the call was recorded, else ``(False, None)``."""
         return self.handle.saver.ledger_recall(self.handle, self.task_id, key)
 
-    def record(self, key: str, tool: str, result: Any, *, idempotent: bool = False) -> Any:
+    def record(self, key: str, tool: str, result: Any, *, repeatable: bool = False) -> Any:
         """Record a result; return it in the form a re-run will see (a JSON round trip, kept
         as text so PostgreSQL's ``jsonb`` cannot reorder it).
 
-        A tool with no idempotency of its own is recorded durably before the step goes on; an
-        ``idempotent`` one (it takes an idempotency key) with the run's next write.
+        A tool with no idempotency of its own is recorded durably before the step goes on; a
+        ``repeatable`` one (it takes an idempotency key, or only reads) with the run's next
+        write.
         """
-        return self.handle.saver.ledger_record(self.handle, key, tool, result, not idempotent)
+        return self.handle.saver.ledger_record(self.handle, key, tool, result, not repeatable)
 
     async def arecall(self, key: str) -> tuple[bool, Any]:
         return await self.handle.saver.aledger_recall(self.handle, self.task_id, key)
 
-    async def arecord(self, key: str, tool: str, result: Any, *, idempotent: bool = False) -> Any:
+    async def arecord(self, key: str, tool: str, result: Any, *, repeatable: bool = False) -> Any:
         return await self.handle.saver.aledger_record(self.handle, key, tool, result,
-                                                      not idempotent)
+                                                      not repeatable)
 
 
 def current_ledger(task_id: str) -> Ledger | None:

@@ -127,7 +127,7 @@ class ApprovalGateMiddleware(AgentMiddleware):
         if (ledger := _HANDOFF.get().ledger) is not None and self._recordable(result):
             name = request.tool_call["name"]
             await ledger.arecord(key, name, result.content,
-                                 idempotent=self.toolbox.accepts_key(name))
+                                 repeatable=self.toolbox.repeatable(name))
         return result
 
 

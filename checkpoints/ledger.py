@@ -29,9 +29,9 @@ class LedgerAccess:
         """Record a tool result; return it as a re-run will see it (a JSON round trip).
 
         ``durable``: written now, with everything the run held back (a tool with no
-        idempotency of its own must not run again after a crash). A tool idempotent by key
-        passes False: its result travels with the run's next write, and a re-run that misses
-        it calls the tool again under the same key, which answers as the first time.
+        idempotency of its own must not run again after a crash). A tool idempotent by key, or
+        one that only reads, passes False: its result travels with the run's next write, and a
+        re-run that misses it calls the tool again (under the same key), which is harmless.
         """
         text = dumps(result)
         with handle.lock:

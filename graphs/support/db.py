@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 from langchain_core.tools import BaseTool, InjectedToolArg, tool
 
+from accord.agents.actions import read_only
+
 DEFAULT_SUPPORT_DB = ".accord/support.db"
 
 
@@ -136,6 +138,7 @@ Key = Annotated[str, InjectedToolArg]
 def support_tools(db: SupportDB) -> list[BaseTool]:
     """The example's tools, bound to one database."""
 
+    @read_only
     @tool
     def lookup_customer(email: str) -> dict[str, Any]:
         """Look up a customer by email, with their invoices."""
@@ -144,6 +147,7 @@ def support_tools(db: SupportDB) -> list[BaseTool]:
             return {"error": f"no customer with email {email}"}
         return {**customer, "invoices": db.invoices_of(email)}
 
+    @read_only
     @tool
     def get_invoice(invoice_id: str) -> dict[str, Any]:
         """Get an invoice (amount, status, what was already refunded) by id, e.g. INV-1002."""
@@ -155,6 +159,7 @@ def support_tools(db: SupportDB) -> list[BaseTool]:
         refund = db.refund(invoice_id, amount, reason, idempotency_key or f"direct:{invoice_id}:{amount}")
         return {"refund_id": refund["id"], "invoice_id": refund["invoice_id"], "amount": refund["amount"]}
 
+    @read_only
     @tool
     def search_kb(query: str) -> list[dict[str, Any]]:
         """Search the troubleshooting knowledge base."""

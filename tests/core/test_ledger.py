@@ -6,17 +6,20 @@ import pytest
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from accord.agents import AgentResult, AgentSpec
+from accord.agents import AgentResult, AgentSpec, read_only
 from accord.checkpoints import open_saver
 from accord.graphs import KeywordRule, Router, Workflow
 
 
-def build(calls: list[int]) -> Workflow:
+def build(calls: list[int], *, reads_only: bool = False) -> Workflow:
     @tool
     def stock(item: str) -> dict:
         """How many items are left (changes every call)."""
         calls.append(1)
         return {"item": item, "left": 10 - len(calls)}
+
+    if reads_only:
+        stock = read_only(stock)
 
     def clerk(handoff, tools):
         return AgentResult(f"{tools('stock', item='pen')['left']} pens left")
@@ -66,3 +69,30 @@ def test_each_request_reads_afresh(tmp_path) -> None:
         for expected in ("9 pens left", "8 pens left"):
             graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
             assert graph.get_state(config).values["messages"][-1].content == expected
+
+
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+def test_a_read_only_tool_is_recorded_with_the_next_write_not_on_its_own(scheme, tmp_path,
+                                                                          monkeypatch) -> None:
+    """A tool with no idempotency of its own costs a transaction before the step goes on; one
+    marked read_only is recorded in the step's own write, and a replay still sees its result."""
+    url = "memory://" if scheme == "memory" else f"sqlite:///{tmp_path}/a.db"
+    flushes: dict[bool, int] = {}
+    for reads_only in (False, True):
+        calls: list[int] = []
+        with open_saver(url) as saver:
+            count = [0]
+            flush = type(saver)._flush
+
+            def counted(self, *args, _flush=flush, _count=count, **kwargs):
+                _count[0] += 1
+                return _flush(self, *args, **kwargs)
+
+            monkeypatch.setattr(type(saver), "_flush", counted)
+            graph = build(calls, reads_only=reads_only).compile(checkpointer=saver)
+            config = {"configurable": {"thread_id": f"r-{reads_only}"}}
+            graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
+            flushes[reads_only] = count[0]
+            monkeypatch.undo()
+            assert replay_clerk(graph, config) == "9 pens left" and len(calls) == 1
+    assert flushes[True] == flushes[False] - 1
