@@ -22,8 +22,10 @@ def read_only(tool: BaseTool) -> BaseTool:
     """Mark a tool as one that changes nothing (a lookup, a search).
 
     Its results are still recorded in the run's ledger, but with the run's next write rather
-    than in a transaction of their own before the step goes on: after a crash a re-run that
-    missed the record simply reads again. Use it as a decorator above ``@tool``.
+    than in a transaction of their own: before a tool with side effects runs, whatever the run
+    read is written, so a re-run after a crash sees what the first run read before it acted;
+    a re-run that missed a later read simply reads again. Use it as a decorator above
+    ``@tool``.
     """
     tool.metadata = {**(tool.metadata or {}), READ_ONLY: True}
     return tool
@@ -106,6 +108,10 @@ class ToolBox:
         key, or it is :func:`read_only`. Its ledger record may wait for the run's next write."""
         return tool in self._keyed or tool in self._read_only
 
+    def reads_only(self, tool: str) -> bool:
+        """Whether the tool is marked :func:`read_only`."""
+        return tool in self._read_only
+
     def run(self, tool: str, args: Mapping[str, Any], *, key: str, ledger: Ledger | None = None) -> Any:
         """Run a tool; side-effecting tools receive the idempotency key so a re-run is a no-op.
 
@@ -115,6 +121,8 @@ class ToolBox:
             found, result = ledger.recall(key)
             if found:
                 return result
+            if not self.reads_only(tool):
+                ledger.settle()
         payload = dict(args)
         if self.accepts_key(tool):
             payload[IDEMPOTENCY_ARG] = key

@@ -46,6 +46,14 @@ class Ledger:
         """
         return self.handle.saver.ledger_record(self.handle, key, tool, result, not repeatable)
 
+    def settle(self) -> None:
+        """Before a tool with side effects runs: write the results the run still holds (a
+        re-run after a crash then sees what this run read before it acted)."""
+        self.handle.saver.ledger_settle(self.handle)
+
+    async def asettle(self) -> None:
+        await self.handle.saver.aledger_settle(self.handle)
+
     async def arecall(self, key: str) -> tuple[bool, Any]:
         return await self.handle.saver.aledger_recall(self.handle, self.task_id, key)
 

@@ -123,6 +123,9 @@ class ApprovalGateMiddleware(AgentMiddleware):
                 answer = self._recorded(request, content)
         if answer is not None:
             return answer
+        if (ledger := _HANDOFF.get().ledger) is not None and \
+                not self.toolbox.reads_only(request.tool_call["name"]):
+            await ledger.asettle()  # what the agent read is written before it acts
         result = await handler(request)
         if (ledger := _HANDOFF.get().ledger) is not None and self._recordable(result):
             name = request.tool_call["name"]

@@ -50,6 +50,18 @@ class LedgerAccess:
         handle.pending.append(PendingResult(key, tool, text))
         handle.results[key] = text
 
+    def ledger_settle(self, handle: RunHandle) -> None:
+        """Write the tool results the run holds (with everything else it holds), if any."""
+        with handle.lock:
+            if any(isinstance(op, PendingResult) for op in handle.pending):
+                self._live(handle)
+                self._flush(handle)
+
+    async def aledger_settle(self, handle: RunHandle) -> None:
+        """``ledger_settle`` off the event loop (no thread hop when nothing is held)."""
+        if any(isinstance(op, PendingResult) for op in handle.pending):
+            await self._offload(self.ledger_settle, handle)
+
     async def aledger_recall(self, handle: RunHandle, task_id: str, key: str) -> tuple[bool, Any]:
         """``ledger_recall`` off the event loop (no thread hop when nothing can be recorded)."""
         if key not in handle.results and (

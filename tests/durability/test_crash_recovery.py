@@ -77,7 +77,7 @@ POINTS = [
     KillPoint("approval", "run", "put:before@4", "agent done, its checkpoint not handed over"),
     KillPoint("approval", "run", "decision:before@1", "approval node, before its interrupt"),
     KillPoint("approval", "run", "end:before@1", "interrupt held back, index says running"),
-    KillPoint("approval", "run", "tx:commit@4", "interrupt and status written, not committed"),
+    KillPoint("approval", "run", "tx:commit@3", "interrupt and status written, not committed"),
     KillPoint("approval", "approve", "claim:after@1", "the decision dies before it is written"),
     KillPoint("approval", "approve", "writes:after@1", "decision handed over, held back"),
     KillPoint("approval", "approve", "ledger:after@1", "decision recorded, action not run"),
