@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                             skipped=f"failed: {type(exc).__name__}: {exc}"))
     finally:
         env.close()
-    path = report.write(env, sections, time.perf_counter() - started)
+    path = report.write(env, sections, time.perf_counter() - started, partial=bool(args.only))
     report.show(console, sections)
     console.print(f"\nreport: {path}")
     return 1 if failed else 0

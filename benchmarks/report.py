@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,8 +28,76 @@ def _machine() -> str:
     return f"{platform.system()} {platform.machine()}, {cpus} CPU cores, Python {platform.python_version()}"
 
 
-def write(env: BenchEnv, sections: list[Section], seconds: float) -> Path:
+def _section_lines(section: Section) -> list[str]:
+    lines = [f"## {section.number}. {section.title}", ""]
+    if section.skipped:
+        return [*lines, f"_Skipped: {section.skipped}._", ""]
+    lines += [section.method, ""]
+    for table in section.tables:
+        lines += _markdown_table(table)
+    for plot in section.plots:
+        lines += [f"![{section.title}](plots/{plot})", ""]
+    if section.verdict:
+        lines += [section.verdict, ""]
+    return lines
+
+
+def _headline(section: Section) -> str:
+    text = section.skipped and "skipped: " + section.skipped or section.headline
+    return f"- **{section.number}. {section.title}**: {text}"
+
+
+def _previous(path: Path) -> tuple[dict[int, str], dict[int, list[str]]]:
+    """Headlines and section bodies of an existing report, by section number."""
+    headlines: dict[int, str] = {}
+    bodies: dict[int, list[str]] = {}
+    current: int | None = None
+    for line in path.read_text().splitlines():
+        found = re.match(r"- \*\*(\d+)\. ", line)
+        if found and current is None:
+            headlines[int(found.group(1))] = line
+            continue
+        heading = re.match(r"## (\d+)\. ", line)
+        if heading:
+            current = int(heading.group(1))
+            bodies[current] = []
+        if current is not None:
+            bodies[current].append(line)
+    return headlines, bodies
+
+
+def merge(env: BenchEnv, sections: list[Section], seconds: float, mode: str) -> Path:
+    """``--only`` on a full run: replace those sections of the existing report, keep the others
+    (each says in its heading line when it was measured)."""
+    path = env.out / "REPORT.md"
+    headlines, bodies = _previous(path)
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    for section in sections:
+        headlines[section.number] = _headline(section)
+        lines = _section_lines(section)
+        lines.insert(2, f"_Section regenerated on {stamp} (`--only`, {mode}, {seconds:.0f} s; "
+                        f"{env.postgres_note}); the other sections are from earlier runs._")
+        lines.insert(3, "")
+        bodies[section.number] = lines
+    text = path.read_text()
+    head = text[:text.index("## Headlines")]
+    lines = [head.rstrip("\n"), "", "## Headlines", ""]
+    lines += [headlines[n] for n in sorted(headlines)]
+    lines.append("")
+    for n in sorted(bodies):
+        body = bodies[n]
+        while body and not body[-1].strip():
+            body = body[:-1]
+        lines += [*body, ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write(env: BenchEnv, sections: list[Section], seconds: float,
+          partial: bool = False) -> Path:
     mode = "quick (CI smoke run: tiny sizes, numbers not meaningful)" if env.quick else "full"
+    if partial and not env.quick and (env.out / "REPORT.md").exists():
+        return merge(env, sections, seconds, mode)
     lines = [
         "# accord benchmarks",
         "",
@@ -47,21 +116,10 @@ def write(env: BenchEnv, sections: list[Section], seconds: float) -> Path:
         "## Headlines",
         "",
     ]
-    lines += [f"- **{s.number}. {s.title}**: {s.skipped and 'skipped: ' + s.skipped or s.headline}"
-              for s in sections]
+    lines += [_headline(s) for s in sections]
     lines.append("")
     for section in sections:
-        lines += [f"## {section.number}. {section.title}", ""]
-        if section.skipped:
-            lines += [f"_Skipped: {section.skipped}._", ""]
-            continue
-        lines += [section.method, ""]
-        for table in section.tables:
-            lines += _markdown_table(table)
-        for plot in section.plots:
-            lines += [f"![{section.title}](plots/{plot})", ""]
-        if section.verdict:
-            lines += [section.verdict, ""]
+        lines += _section_lines(section)
     path = env.out / "REPORT.md"
     path.write_text("\n".join(lines))
     return path
