@@ -50,6 +50,28 @@ class PostgresDialect(Dialect):
             at TIMESTAMPTZ NOT NULL, PRIMARY KEY (thread_id, key))""",
     )
 
+    def fence(self, cur: Any, thread_id: str, epoch: int, head: str | None, input_saved: bool,
+              now: datetime) -> bool:
+        """As the base's, answered by a returned row rather than ``rowcount``: a run's writes
+        go through a pipeline, where a statement's row count is known only once it is read."""
+        cur.execute(
+            "UPDATE accord_threads SET head = COALESCE(%s, head), updated_at = %s,"
+            " status = 'running', pending = NULL,"
+            " input = CASE WHEN %s THEN NULL ELSE input END"
+            " WHERE thread_id = %s AND epoch = %s RETURNING epoch",
+            (head, now, input_saved, thread_id, epoch))
+        return cur.fetchone() is not None
+
+    def finish(self, cur: Any, thread_id: str, epoch: int, status: Any, pending: Any,
+               error: str | None, now: datetime) -> bool:
+        """As the base's, answered by a returned row (see ``fence``)."""
+        cur.execute(
+            "UPDATE accord_threads SET status = %s, pending = %s, error = %s, run_id = NULL,"
+            " updated_at = %s WHERE thread_id = %s AND epoch = %s RETURNING epoch",
+            (status.value, self.json_in(pending) if pending is not None else None, error,
+             now, thread_id, epoch))
+        return cur.fetchone() is not None
+
     def setup(self, cur: Any) -> None:
         for ddl in self.DDL:
             cur.execute(ddl)
