@@ -11,13 +11,18 @@ from accord.checkpoints.journal import _COLUMNS, Claim, ClaimRule, Dialect, dump
 from accord.checkpoints.runs import RunKind
 
 
+def _verbatim(text: str) -> str:
+    """psycopg's JSON ``dumps`` for a value that is JSON text already."""
+    return text
+
+
 class PostgresDialect(Dialect):
     name = "postgres"
 
     def json_in(self, value: Any) -> Any:
         from psycopg.types.json import Jsonb
 
-        return Jsonb(json.loads(dumps(value)))
+        return Jsonb(dumps(value), dumps=_verbatim)  # the JSON text, serialised once
 
     def json_out(self, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str | bytes) else value
