@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 from langgraph.errors import GraphBubbleUp
+from langgraph.graph import END
 from langgraph.types import Command
 
 from accord.agents.handoff import AgentResult, Handoff
@@ -47,6 +48,9 @@ class AgentNode:
     transitions: Transitions
     return_to: str
     fallback: AgentRunner | None = None
+    delegates: bool = False
+    """The agent declares no successor but the router: a ``handoff_to`` it names is handed on by
+    the router, within the router's own table entry."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         task_id = state.get("active_task") or ""
@@ -120,7 +124,30 @@ class AgentNode:
             update["pending"] = {**result.action.as_dict(), "agent": spec.id, "task_id": task_id}
             return self.transitions.command(self.name, state,
                                             Step(result.action.approval_node, update))
+        if result.handoff_to:
+            return self._hand_off(state, result.handoff_to, update)
         return self.transitions.command(self.name, state, Step(self.return_to, update))
+
+    def _hand_off(self, state: Mapping[str, Any], wanted: str, update: dict[str, Any]) -> Command:
+        """Go to the node the agent chose, checked against the table for this agent.
+
+        A declared successor is gone to directly; an agent that only returns to the router asks
+        the router to hand the task on (when the router may go there). Anything else is an
+        illegal transition of this agent: recorded and sent to the error path.
+        """
+        task_id = state.get("active_task") or ""
+        target = END if wanted in ("END", END) else wanted
+        router = self.transitions.router
+        via_router = (self.delegates and router is not None and target != router
+                      and not self.transitions.table.allows(self.name, target)
+                      and self.transitions.table.allows(router, target))
+        task = update["tasks"][task_id]
+        if via_router:
+            return self.transitions.command(self.name, state, Step(self.return_to, update))
+        task["handoff_to"] = None
+        if self.transitions.table.allows(self.name, target) and target not in (router, END):
+            task["agent"] = target
+        return self.transitions.command(self.name, state, Step(target, update))
 
     def _failed(self, state: Mapping[str, Any], error: BaseException, runner: AgentRunner) -> Command:
         """The task failed (no fallback, or the fallback failed too): the error path."""
