@@ -38,6 +38,10 @@ class GuardrailTripwireTriggered(AccordError):
         self.result = result
 
 
+class GuardrailConfigError(AccordError):
+    """A guardrail was configured with a value it cannot use."""
+
+
 class InputGuardrail(Protocol):
     """Checks a request before it is routed."""
 
