@@ -29,7 +29,8 @@ PATTERNS: dict[str, str] = {
         r"\b(?:you\s+are\s+now|from\s+now\s+on\s+you\s+are|act\s+as|pretend\s+(?:to\s+be|you\s+are)"
         r"|roleplay\s+as)\s+(?:an?\s+)?(?:unrestricted|unfiltered|evil|jailbroken|dan\b|developer\s+mode"
         r"|different\s+ai|ai\s+without|assistant\s+with\s+no|admin|root|system)"),
-    "jailbreak": (r"\b(?:dan\s+mode|developer\s+mode|jailbreak|do\s+anything\s+now"
+    "jailbreak": (r"\b(?:dan\s+mode|(?:enable|activate|enter|switch\s+to|turn\s+on)\s+(?:the\s+)?"
+                  r"developer\s+mode|jailbreak|do\s+anything\s+now"
                   r"|no\s+(?:restrictions|filters|rules|limits)\s+(?:apply|mode))\b"),
     "fake_turn": (r"(?:^|\n)\s*(?:###\s*)?(?:system|assistant|developer)\s*(?:prompt|message|override)?"
                   r"\s*:\s*(?:you\b|ignore|new\b|from now|the user|always|never|disregard)"
@@ -38,7 +39,7 @@ PATTERNS: dict[str, str] = {
                    r"(?:conversation|chat history|customer data|database|all\s+(?:customers|invoices|users))"
                    r"\s+to\b"),
     "tool_abuse": (r"\b(?:call|run|execute|invoke)\s+(?:the\s+)?(?:tool\s+)?\w*(?:refund|reset|delete)\w*"
-                   r"\s+(?:for\s+)?(?:every|all|each)\b"),
+                   r"(?:\s+tool)?\s+(?:for\s+|on\s+)?(?:every|all|each)\b"),
 }
 """The named shapes of an injection (regular expressions on the normalised text)."""
 

@@ -1,0 +1,31 @@
+"""Fixtures for the guardrail tests: the sample support database and the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from accord.graphs.support import SupportDB
+
+
+@pytest.fixture
+def support_db(tmp_path) -> SupportDB:
+    """A fresh copy of the support example's SQLite database."""
+    return SupportDB(tmp_path / "support.db")
+
+
+@pytest.fixture
+def accord(tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the `accord` CLI in a real subprocess, with the sample DB under tmp_path."""
+    env = {**os.environ, "ACCORD_SUPPORT_DB": str(tmp_path / "support.db"),
+           "ACCORD_DB_URL": f"sqlite:///{tmp_path}/default.db", "COLUMNS": "200", "NO_COLOR": "1"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-P", "-m", "accord.cli.main", *args], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    return run
