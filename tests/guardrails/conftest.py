@@ -29,3 +29,20 @@ def accord(tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:
                               env=env, capture_output=True, text=True, timeout=120, check=False)
 
     return run
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str):
+    """A PostgreSQL URL whose `search_path` is a fresh schema, dropped after the test."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+
+    schema = f"accord_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
