@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(name, str(result.cases), str(result.tp), str(result.fp), str(result.fn),
                       f"{result.precision:.3f}", f"{result.recall:.3f}",
                       f"P≥{want_p:.2f} R≥{want_r:.2f}", "yes" if met else "NO")
-    console = Console()
+    console = Console(width=120)
     console.print(table)
     if args.misses:
         for result in scores.values():

@@ -19,16 +19,21 @@ PATTERNS: dict[str, str] = {
     "override": (
         rf"\b(?:ignore|disregard|forget|override|bypass|skip|drop)\s+{_ANY}"
         r"(?:previous|prior|above|earlier|preceding|all|any|your|the|system|initial|original)\s+"
-        rf"{_ANY}(?:instructions?|prompts?|rules|directives|guidelines|guardrails|programming)"),
-    "new_instructions": r"\b(?:new|updated|real|actual)\s+(?:system\s+)?instructions?\s*[:\-]",
+        rf"{_ANY}(?:instructions?|prompts?|rules|directives|guidelines|guidance|guardrails|programming)"),
+    "told_before": (r"\b(?:set\s+aside|forget|ignore|disregard|drop)\s+(?:everything|all|anything|what)\s+"
+                    r"(?:you\s+(?:were|have\s+been|'ve\s+been)\s+(?:told|given)|(?:written\s+)?above)"),
+    "new_instructions": (r"\b(?:new|updated|real|actual)\s+(?:system\s+)?(?:instructions?|rules?|policy)"
+                         r"\s*[:\-]"),
+    "echo_above": (r"\b(?:output|repeat|print|copy|return)\s+(?:the\s+|all\s+)?(?:text|words|content|"
+                   r"everything)\s+(?:above|before this|preceding)"),
     "reveal_prompt": (
         rf"\b(?:reveal|show|print|repeat|output|tell|display|dump|leak|give)\s+{_ANY}"
         r"(?:system|hidden|initial|original|secret|developer)\s+(?:prompt|instructions?|message|rules)"),
     "prompt_question": r"\bwhat\s+(?:is|are|were)\s+your\s+(?:system\s+)?(?:prompt|instructions)\b",
     "role_switch": (
         r"\b(?:you\s+are\s+now|from\s+now\s+on\s+you\s+are|act\s+as|pretend\s+(?:to\s+be|you\s+are)"
-        r"|roleplay\s+as)\s+(?:an?\s+)?(?:unrestricted|unfiltered|evil|jailbroken|dan\b|developer\s+mode"
-        r"|different\s+ai|ai\s+without|assistant\s+with\s+no|admin|root|system)"),
+        r"|roleplay\s+as|(?:respond|answer|reply)\s+(?:only\s+)?as)\s+(?:an?\s+|the\s+)?(?:unrestricted|unfiltered|evil|jailbroken|dan\b|developer\s+mode"
+        r"|different\s+ai|ai\s+without|assistant\s+with\s+no|admin|root|system|developer)"),
     "jailbreak": (r"\b(?:dan\s+mode|(?:enable|activate|enter|switch\s+to|turn\s+on)\s+(?:the\s+)?"
                   r"developer\s+mode|jailbreak|do\s+anything\s+now"
                   r"|no\s+(?:restrictions|filters|rules|limits)\s+(?:apply|mode))\b"),

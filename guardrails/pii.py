@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from accord.guardrails.base import GuardrailConfigError, GuardrailResult
 from accord.guardrails.pii_detectors import DETECTORS, find_all
@@ -39,6 +40,8 @@ class RedactPII:
     """The kinds to redact (``accord.guardrails.pii_detectors.DETECTORS``), in priority order."""
     name: str = "pii"
     """Name recorded in results."""
+    refuses: ClassVar[bool] = False
+    """Never a refusal: the engine redacts the request and lets it go on."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.kinds) - set(DETECTORS))

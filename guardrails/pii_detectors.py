@@ -18,7 +18,7 @@ Detector = Callable[[str], list[PIIMatch]]
 
 _ID_CONTEXT = re.compile(
     r"(?:order|tracking|invoice|inv|shipment|parcel|ref(?:erence)?|po|sku|serial|ticket|case"
-    r"|receipt|confirmation|transaction|txn|booking|id|no\.?|number)\W{0,4}(?:#|no\.?|number)?"
+    r"|receipt|confirmation|transaction|txn|booking|build|id|no\.?|number)\W{0,4}(?:#|no\.?|number)?"
     r"\W{0,3}$", re.IGNORECASE)
 _CARD_CONTEXT = re.compile(r"card|visa|master|amex|cc\b|credit|debit|pay", re.IGNORECASE)
 
@@ -117,20 +117,30 @@ def detect_iban(text: str) -> list[PIIMatch]:
 _PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\w-])")
 _PHONE_NANP = re.compile(
     r"(?<![\w-])(?:1[ .-])?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?![\w-])")
+_PHONE_NATIONAL = re.compile(r"(?<![\w-])0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4}(?![\w-])")
 _PHONE_WORD = re.compile(r"(?:phone|call|tel|mobile|cell|text|sms|whatsapp|reach me|number)\D{0,14}$",
                          re.IGNORECASE)
+_PHONE_HINT = re.compile(r"phone|call|tel\b|mobile|cell|text|sms|whatsapp|reach|my number", re.IGNORECASE)
 _PHONE_PLAIN = re.compile(r"(?<![\w-])(?:\+?\d{10,13}|0\d{9,10})(?![\w-])")
 
 
+def _id_not_phone(text: str, start: int) -> bool:
+    return _labelled_id(text, start) and not _PHONE_HINT.search(_before(text, start, 20))
+
+
 def detect_phone(text: str) -> list[PIIMatch]:
-    """Phone numbers: international (+CC ...), North American formats, and bare digit runs
+    """Phone numbers: international (+CC ...), North American and national (0...) formats, and
+    bare digit runs
     introduced by a word such as 'call' or 'phone'; never a labelled order or invoice id."""
     out: list[PIIMatch] = []
     for m in _PHONE_INTL.finditer(text):
         if 8 <= len(re.sub(r"\D", "", m.group(0))) <= 15:
             out.append(_match("phone", m))
     for m in _PHONE_NANP.finditer(text):
-        if not _labelled_id(text, m.start()):
+        if not _id_not_phone(text, m.start()):
+            out.append(_match("phone", m))
+    for m in _PHONE_NATIONAL.finditer(text):
+        if 10 <= len(re.sub(r"\D", "", m.group(0))) <= 11 and not _id_not_phone(text, m.start()):
             out.append(_match("phone", m))
     for m in _PHONE_PLAIN.finditer(text):
         if _PHONE_WORD.search(_before(text, m.start(), 24)):

@@ -8,6 +8,7 @@ graph's own subjects. The support example passes its routing keywords as the sub
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -43,9 +44,15 @@ class OffTopic:
     name: str = "off_topic"
     """Name recorded in results."""
 
+    @functools.cached_property
+    def _subjects(self) -> re.Pattern[str] | None:
+        if not self.subjects:
+            return None
+        return re.compile(r"\b(?:" + "|".join(re.escape(s.lower()) for s in self.subjects) + r")\b")
+
     def check(self, text: str) -> GuardrailResult:
         lowered = text.lower()
-        if any(re.search(rf"\b{re.escape(s.lower())}\b", lowered) for s in self.subjects):
+        if self._subjects is not None and self._subjects.search(lowered):
             return GuardrailResult(self.name, False)
         for key in self.blocked:
             if re.search(BLOCKED[key], lowered):
