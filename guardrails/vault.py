@@ -1,15 +1,14 @@
 """The PII vault: a thread's placeholders and the real values they stand for.
 
 It lives outside the checkpoint: a table ``accord_pii_vault`` in the database of accord's saver
-(SQLite or PostgreSQL, beside ``accord_threads``), or a dict beside the in-memory saver for
-``memory://``. Checkpoints, the recorded request, the audit log and model requests only ever
+(SQLite or PostgreSQL, beside ``accord_threads``; deleted with the thread), or a dict in the
+in-memory journal for ``memory://`` and foreign savers. Checkpoints, the recorded request, the audit log and model requests only ever
 hold the placeholders; a tool that needs a real value resolves it with :func:`reveal`, and
 :func:`conceal` turns the thread's values in a tool's result back into placeholders.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,28 +18,8 @@ from langgraph.config import get_config
 from accord.checkpoints.runs import RUN_KEY, RunHandle
 from accord.guardrails.pii import PLACEHOLDER
 
-_TABLE = (
-    "CREATE TABLE IF NOT EXISTS accord_pii_vault (thread_id TEXT NOT NULL,"
-    " placeholder TEXT NOT NULL, value TEXT NOT NULL, created_at TEXT NOT NULL,"
-    " PRIMARY KEY (thread_id, placeholder))"
-)
-_ready: weakref.WeakSet[Any] = weakref.WeakSet()
-_memory: weakref.WeakKeyDictionary[Any, dict[str, dict[str, str]]] = weakref.WeakKeyDictionary()
-
-
 def _sql(saver: Any, text: str) -> str:
     return saver.dialect.sql(text)
-
-
-def _setup(saver: Any, cur: Any) -> None:
-    if saver not in _ready:
-        cur.execute(_TABLE)
-
-
-def _tx(saver: Any, body: Callable[[Any], Any]) -> Any:
-    result = saver._transaction(None, body)
-    _ready.add(saver)  # the table exists once a transaction that made it committed
-    return result
 
 
 def _rows(cur: Any) -> dict[str, str]:
@@ -51,35 +30,37 @@ def _rows(cur: Any) -> dict[str, str]:
     return out
 
 
-def _is_memory(saver: Any) -> bool:
-    return getattr(saver.dialect, "name", "") == "memory"
+def _memory(saver: Any) -> dict[str, dict[str, str]] | None:
+    """The in-process vault of ``memory://`` and foreign savers (None: a SQL database)."""
+    return getattr(saver.dialect, "vault", None)
 
 
 def vault_entries(saver: Any, thread_id: str) -> dict[str, str]:
     """A thread's placeholders and their values."""
-    if _is_memory(saver):
-        return dict(_memory.get(saver, {}).get(thread_id, {}))
+    memory = _memory(saver)
+    if memory is not None:
+        return dict(memory.get(thread_id, {}))
 
     def body(cur: Any) -> dict[str, str]:
-        _setup(saver, cur)
         cur.execute(_sql(saver, "SELECT placeholder, value FROM accord_pii_vault"
                                 " WHERE thread_id = %s"), (thread_id,))
         return _rows(cur)
 
-    return _tx(saver, body)
+    return saver._read(body)
 
 
 def vault_update(saver: Any, thread_id: str,
                  plan: Callable[[dict[str, str]], Mapping[str, str]]) -> dict[str, str]:
     """Read the thread's entries, let ``plan(entries)`` name the new ones, store them; in one
     transaction (a placeholder another writer took first makes the plan run again)."""
-    if _is_memory(saver):
-        entries = _memory.setdefault(saver, {}).setdefault(thread_id, {})
-        entries.update(plan(dict(entries)))
-        return dict(entries)
+    memory = _memory(saver)
+    if memory is not None:
+        with saver._journal_lock:
+            entries = memory.setdefault(thread_id, {})
+            entries.update(plan(dict(entries)))
+            return dict(entries)
 
     def body(cur: Any) -> dict[str, str] | None:
-        _setup(saver, cur)
         cur.execute(_sql(saver, "SELECT placeholder, value FROM accord_pii_vault"
                                 " WHERE thread_id = %s"), (thread_id,))
         entries = _rows(cur)
@@ -95,26 +76,10 @@ def vault_update(saver: Any, thread_id: str,
         return {**entries, **new}
 
     for _ in range(5):
-        done = _tx(saver, body)
+        done = saver._transaction(None, body)
         if done is not None:
             return done
     raise RuntimeError(f"could not store the PII vault entries of thread {thread_id!r}")
-
-
-def vault_forget(saver: Any, thread_ids: list[str]) -> None:
-    """Delete the threads' vault entries (with the thread's retention)."""
-    if _is_memory(saver):
-        for thread_id in thread_ids:
-            _memory.get(saver, {}).pop(thread_id, None)
-        return
-
-    def body(cur: Any) -> None:
-        _setup(saver, cur)
-        for thread_id in thread_ids:
-            cur.execute(_sql(saver, "DELETE FROM accord_pii_vault WHERE thread_id = %s"),
-                        (thread_id,))
-
-    _tx(saver, body)
 
 
 def _current() -> tuple[Any, str] | None:
@@ -176,4 +141,4 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-__all__ = ["conceal", "reveal", "vault_entries", "vault_forget", "vault_update"]
+__all__ = ["conceal", "reveal", "vault_entries", "vault_update"]

@@ -1,5 +1,5 @@
 """The PII vault on every backend: values kept outside the checkpoint, one placeholder per value
-for the whole thread, resolved for a tool, forgotten with the thread; on SQLite, PostgreSQL (a
+for the whole thread, resolved for a tool, deleted with the thread; on SQLite, PostgreSQL (a
 fresh schema) and memory://."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from accord.checkpoints import open_saver
 from accord.graphs.support import build_support
-from accord.guardrails.vault import vault_entries, vault_forget
+from accord.guardrails.vault import vault_entries
 
 
 @pytest.fixture(params=["sqlite", "postgres", "memory"])
@@ -42,5 +42,5 @@ def test_a_thread_keeps_one_placeholder_per_value_across_requests(url, support_d
         assert vault_entries(saver, other) == {"<EMAIL_1>": "bob@example.com"}
         assert [r["email"] for r in support_db.query("SELECT email FROM password_resets")] == [
             "alice@example.com", "bob@example.com"]
-        vault_forget(saver, [thread])
+        saver.forget([thread])  # the thread's retention deletes its vault too
         assert vault_entries(saver, thread) == {} and vault_entries(saver, other)
