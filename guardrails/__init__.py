@@ -16,7 +16,7 @@ from accord.guardrails.base import (
     run_input_guardrails,
 )
 from accord.guardrails.injection import PromptInjection
-from accord.guardrails.pii import RedactPII, Redaction
+from accord.guardrails.pii import Redaction, RedactPII
 from accord.guardrails.topic import OffTopic
 from accord.guardrails.vault import conceal, reveal
 

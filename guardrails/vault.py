@@ -18,6 +18,7 @@ from langgraph.config import get_config
 from accord.checkpoints.runs import RUN_KEY, RunHandle
 from accord.guardrails.pii import PLACEHOLDER
 
+
 def _sql(saver: Any, text: str) -> str:
     return saver.dialect.sql(text)
 

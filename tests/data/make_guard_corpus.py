@@ -223,14 +223,14 @@ for i in range(24):
     label = ["order #", "Order number ", "tracking no. ", "invoice ", "receipt ", "transaction id ",
              "confirmation number ", "booking ref "][i % 8]
     benign.append(f"{label}{number} still pending")
-for i in range(12):
+for _ in range(12):
     # a 16-digit number that fails Luhn is not a card, with or without card words
     benign.append(f"card {group(luhn_fail(luhn_complete('4', 16)), (4, 4, 4, 4), ' ')} was declined")
 for i in range(10):
     # a phone-shaped invoice or case id is not a phone number
     benign.append(f"{['invoice', 'case', 'order', 'ticket', 'ref'][i % 5]} "
                   f"{rng.randint(200, 999)}-{rng.randint(200, 999)}-{rng.randint(1000, 9999)} is wrong")
-for i in range(8):
+for _ in range(8):
     # an IBAN-shaped string with a wrong check is not an IBAN
     good = iban("DE", bbans["DE"]())
     bad = good[:2] + f"{(int(good[2:4]) + 1) % 100:02d}" + good[4:]

@@ -121,3 +121,26 @@ def test_the_cli_refuses_an_injection_with_one_line_and_exit_2(accord, tmp_path)
                     f"sqlite:///{tmp_path}/x.db", "--no-input")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "prompt_injection" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("path", ["ainvoke", "stream", "astream"])
+def test_every_python_entry_point_redacts_before_saving(tmp_path, support_db, path):
+    import asyncio
+
+    db = tmp_path / "accord.db"
+    request = {"messages": [{"role": "user", "content": f"I forgot my password, {EMAIL}, SSN {SSN}"}]}
+    with open_saver(f"sqlite:///{db}") as saver:
+        graph = build_support(db=support_db, use_llm=False).compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": f"t-{uuid.uuid4().hex}"}}
+        if path == "ainvoke":
+            asyncio.run(graph.ainvoke(request, config))
+        elif path == "stream":
+            list(graph.stream(request, config))
+        else:
+            async def drain() -> None:
+                async for _ in graph.astream(request, config):
+                    pass
+            asyncio.run(drain())
+        state = graph.get_state(config).values
+        assert state["messages"][0].content == "I forgot my password, <EMAIL_1>, SSN <SSN_1>"
+    assert leaks(raw_rows(db)) == []
