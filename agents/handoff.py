@@ -19,6 +19,8 @@ class Handoff:
     """Values of the shared-context keys the agent declares it reads."""
     thread_id: str = ""
     """The thread the task belongs to (for idempotency keys)."""
+    successors: tuple[str, ...] = ()
+    """The nodes the agent may hand the task to (``AgentResult(handoff_to=...)``)."""
     ledger: Any = field(default=None, repr=False, compare=False)
     """The run's tool ledger (``accord.agents.ledger.Ledger``), when it runs on accord's saver."""
 

@@ -48,7 +48,14 @@ def ran(out: dict) -> list[str]:
 
 @pytest.mark.parametrize("to", ["b", "c"])
 def test_a_rule_agent_hands_over_to_a_declared_successor(to):
-    out = ask(workflow(rules(to)).compile())
+    seen = []
+
+    def choose(handoff, tools) -> AgentResult:
+        seen.append(handoff.successors)
+        return AgentResult(f"over to {to}", status="handoff", handoff_to=to)
+
+    out = ask(workflow(AgentSpec(id="a", kind="rules", purpose="t", handler=choose)).compile())
+    assert seen == [("b", "c")]
     assert moves(out) == [("router", "a"), ("a", to), (to, END)]
     assert ran(out) == [f"{to} ran"]
     assert not [e for e in out["audit"] if e["kind"] == "illegal_transition"]
@@ -128,3 +135,30 @@ def test_an_agent_with_successors_b_and_c_draws_exactly_those_plus_error_and_fin
              if line.strip().startswith("a -.-> ")}
     assert drawn == {"router", "b", "c", "oops", "__end__"}
     assert (START, "router") in edges
+
+
+@pytest.mark.parametrize("entry", ["ainvoke", "astream", "stream"])
+def test_the_check_holds_on_every_entry_point_on_accords_saver(tmp_path, entry):
+    import asyncio
+
+    from accord.checkpoints import open_saver
+
+    request = {"messages": [{"role": "user", "content": "go"}]}
+    with open_saver(f"sqlite:///{tmp_path}/h.db") as saver:
+        graph = workflow(rules("d")).compile(checkpointer=saver)
+        cfg = {"configurable": {"thread_id": f"h-{entry}"}}
+        if entry == "ainvoke":
+            asyncio.run(graph.ainvoke(request, cfg))
+        elif entry == "astream":
+            async def drain() -> None:
+                async for _ in graph.astream(request, cfg):
+                    pass
+            asyncio.run(drain())
+        else:
+            list(graph.stream(request, cfg))
+        events = saver.audit_log(cfg["configurable"]["thread_id"])
+    illegal = [(e.details()["node"], e.details()["target"]) for e in events
+               if e.kind == "illegal_transition"]
+    assert illegal == [("a", "d")]
+    moves = [(e.details()["node"], e.details()["target"]) for e in events if e.kind == "transition"]
+    assert ("a", "oops") in moves and ("a", "d") not in moves
