@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.tools import BaseTool, InjectedToolArg, tool
+from pydantic import Field
 
 from accord.agents.actions import read_only
 from accord.guardrails.vault import conceal, reveal
@@ -156,7 +157,7 @@ def support_tools(db: SupportDB) -> list[BaseTool]:
         return conceal(db.invoice(invoice_id)) or {"error": f"unknown invoice {invoice_id}"}
 
     @tool
-    def issue_refund(invoice_id: str, amount: float, reason: str, idempotency_key: Key = "") -> dict[str, Any]:
+    def issue_refund(invoice_id: str, amount: Annotated[float, Field(gt=0)], reason: str, idempotency_key: Key = "") -> dict[str, Any]:
         """Refund part or all of an invoice. Large refunds are held for human approval."""
         refund = db.refund(invoice_id, amount, reason, idempotency_key or f"direct:{invoice_id}:{amount}")
         return {"refund_id": refund["id"], "invoice_id": refund["invoice_id"], "amount": refund["amount"]}

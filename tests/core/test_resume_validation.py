@@ -85,6 +85,7 @@ def test_an_invalid_resume_leaves_the_thread_waiting_with_the_error(support_db, 
 @pytest.mark.parametrize(("edit", "error"), [
     ({"decision": 1}, "invalid edit: issue_refund takes no argument 'decision'"),
     ({"amount": "abc"}, "invalid edit: amount: Input should be a valid number"),
+    ({"amount": -5}, "invalid edit: amount: Input should be greater than 0"),
     ({"idempotency_key": "mine"}, "invalid edit: issue_refund takes no argument 'idempotency_key'"),
 ])
 def test_a_bad_edit_is_asked_again_and_the_approval_is_not_used_up(support_db, config, edit, error):
