@@ -27,6 +27,7 @@ from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.breaker import BreakerOpen
+from accord.resilience.breaker_sql import BreakerTableCorrupt
 from accord.resilience.gate import CallGate
 
 PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded, WriterFenced)
@@ -83,7 +84,7 @@ class AgentNode:
         except Exception as error:  # the declared fallback takes over, else the error path
             if isinstance(error, TimeoutError):
                 error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout:g}s")
-            if gate is not None and not isinstance(error, BreakerOpen):
+            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt):
                 await gate.exit(ok=False, error=error)
             if self.fallback is None:
                 return self._failed(state, error, self.runner)

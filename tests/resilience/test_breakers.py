@@ -214,15 +214,21 @@ def test_a_breaker_is_shared_by_savers_and_processes_on_one_database(durable_url
     assert table.returncode == 0 and AGENT_BREAKER in table.stdout and "open" in table.stdout
 
 
-def test_a_breaker_row_edited_by_hand_is_one_clear_error(tmp_path):
+def test_a_breaker_row_edited_by_hand_is_one_clear_error(tmp_path, provider):
+    _, server = provider
     url = f"sqlite:///{tmp_path}/accord.db"
     with open_saver(url) as saver:
-        breakers_for(saver).record("agent:x", SPEC, ok=False)
+        breakers_for(saver).record(AGENT_BREAKER, SPEC, ok=False)
         with saver.cursor() as cur:
             cur.execute("UPDATE accord_breakers SET state = 'melted'")
-        with pytest.raises(BreakerTableCorrupt, match="agent:x"):
+        with pytest.raises(BreakerTableCorrupt, match=AGENT_BREAKER):
             breakers_for(saver).all()
+        out, audit = ask(saver)  # the run still ends done: the fallback, with the cause
+        assert server.calls == 0
+        [fallback] = [e.details() for e in audit if e.kind is AuditKind.FALLBACK]
+        assert fallback["error"].startswith("BreakerTableCorrupt: accord_breakers row")
+        assert out["outputs"][ANSWER]["agent"] == BACKUP
     shown = subprocess.run([sys.executable, "-P", "-m", "accord.cli.main", "health", "--db", url],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert shown.returncode == 2
-    assert "accord_breakers row 'agent:x'" in shown.stderr and "Traceback" not in shown.stderr
+    assert f"accord_breakers row '{AGENT_BREAKER}'" in shown.stderr and "Traceback" not in shown.stderr
