@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware, ModelRetryMiddleware
+from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from pydantic import ValidationError
@@ -20,6 +20,7 @@ from accord.agents.handoff import HANDOFF_TARGET, AgentResult, Handoff, Proposed
 from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
 from accord.errors import AccordError
+from accord.resilience import ProviderRetryMiddleware
 
 PENDING_ARTIFACT = "accord_pending"
 
@@ -211,7 +212,7 @@ class AgentRunner:
             middleware=[
                 *self.middleware,
                 ApprovalGateMiddleware(self.toolbox),
-                ModelRetryMiddleware(
+                ProviderRetryMiddleware(
                     max_retries=self.spec.retry.max_attempts - 1,
                     retry_on=is_transient,  # a 4xx or a validation error fails the same again
                     initial_delay=self.spec.retry.initial_interval,

@@ -233,7 +233,7 @@ def agents(
 
 
 def main() -> None:
-    from accord.cli import timetravel  # noqa: F401  (registers history, replay, fork, prune)
+    from accord.cli import health, timetravel  # noqa: F401  (registers health, history, replay, fork, prune)
 
     try:
         app()

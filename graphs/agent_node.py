@@ -27,6 +27,9 @@ from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
+from accord.resilience.breaker import BreakerOpen
+from accord.resilience.breaker_sql import BreakerTableCorrupt
+from accord.resilience.gate import CallGate
 
 PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded, WriterFenced)
 """Interrupts, the hop budget and a lost thread are never swallowed by a fallback."""
@@ -63,16 +66,31 @@ class AgentNode:
 
     async def __call__(self, state: dict[str, Any]) -> Command:
         handoff = self.handoff(state)
+        spec = self.runner.spec
+        model = self.runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
+        gate = CallGate.open(node=self.name, agent=spec.id, task_id=handoff.task_id,
+                             spec=spec.breaker, model=model)
+        command = await self._call(state, handoff, gate)
+        return gate.noted(command) if gate is not None else command
+
+    async def _call(self, state: dict[str, Any], handoff: Handoff,
+                    gate: CallGate | None) -> Command:
         timeout = self.runner.spec.timeout
         try:
+            if gate is not None:
+                await gate.enter()  # an open breaker: straight to the fallback, no call made
             async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
                 result = await self.runner.arun(handoff)
+            if gate is not None:
+                await gate.exit(ok=True)
             return self.settle(state, result, self.runner)
         except PASS_THROUGH:
             raise
         except Exception as error:  # the declared fallback takes over, else the error path
             if isinstance(error, TimeoutError):
                 error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout:g}s")
+            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt):
+                await gate.exit(ok=False, error=error)
             if self.fallback is None:
                 return self._failed(state, error, self.runner)
             try:
