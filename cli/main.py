@@ -123,7 +123,12 @@ def resume(
             return await _run_and_approve(session, session.resume(thread, decision, view), view,
                                           who, ask)
 
-    emit(guarded(go()), as_json)
+    outcome = guarded(go())
+    emit(outcome, as_json)
+    refused = (outcome.interrupt or {}).get("error") if outcome.status == "interrupted" else None
+    if decision is not None and refused:
+        # the engine asked again: the decision was not used, the approval still waits
+        fail(f"{refused}; the approval still waits")
 
 
 @app.command()
