@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,8 @@ class Handoff:
     """Values of the shared-context keys the agent declares it reads."""
     thread_id: str = ""
     """The thread the task belongs to (for idempotency keys)."""
+    successors: tuple[str, ...] = ()
+    """The nodes the agent may hand the task to (``AgentResult(handoff_to=...)``)."""
     ledger: Any = field(default=None, repr=False, compare=False)
     """The run's tool ledger (``accord.agents.ledger.Ledger``), when it runs on accord's saver."""
 
@@ -75,3 +78,27 @@ class AgentResult:
     """Another node the agent suggests for the task (validated by the transition table)."""
     tool_calls: tuple[dict[str, Any], ...] = ()
     """Tools the agent called (name, args, result), for the audit trail and live output."""
+
+
+HANDOFF_TARGET = "accord_handoff_to"
+"""Metadata key of a handoff tool, and artifact key of its answer: the node it hands over to."""
+
+
+def handoff_tool(node: str, description: str = "") -> Any:
+    """``transfer_to_<node>``: the tool an LLM agent calls to hand its task to ``node``.
+
+    One tool per declared successor, so an LLM can only choose among them (a call to any other
+    name is answered as an unknown tool); calling it ends the agent's turn (``return_direct``).
+    """
+    from langchain_core.tools import StructuredTool
+
+    def transfer(reason: str = "") -> tuple[str, dict[str, str]]:
+        return f"Handed over to {node}.", {HANDOFF_TARGET: node, "reason": reason}
+
+    name = "transfer_to_" + re.sub(r"[^A-Za-z0-9_-]", "_", node)
+    return StructuredTool.from_function(
+        transfer, name=name, return_direct=True, response_format="content_and_artifact",
+        description=f"Hand the task over to {node}" + (f" ({description})" if description else "")
+        + ". Give a short reason.",
+        metadata={HANDOFF_TARGET: node},
+    )

@@ -11,10 +11,18 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from accord.resilience.transient import is_transient
+
+__all__ = ["DEFAULT_TIERS", "REQUEST_TIMEOUT", "ModelResolver", "is_transient", "llm_available"]
+
 DEFAULT_TIERS: dict[str, str] = {
     "small": "openai:gpt-4o-mini",
     "large": "openai:gpt-4o",
 }
+
+REQUEST_TIMEOUT = 60.0
+"""Seconds one HTTP request to a model provider may take, unless configured
+(``ModelResolver(request_timeout=...)`` or ``ACCORD_MODEL_TIMEOUT``)."""
 
 ModelProvider = Callable[[str], BaseChatModel]
 
@@ -59,15 +67,23 @@ class ModelResolver:
     An OpenAI model gets an async HTTP client of its own per event loop: langchain-openai shares
     one per process, and a connection opened on one loop cannot serve another (accord's sync
     entry points run on a loop of their own, beside the caller's).
+
+    A built model has a request timeout and no client-side retries: accord retries in one
+    place (``ProviderRetryMiddleware`` for agents, the router's own attempts), so the attempts
+    are counted and bounded where the spec says.
     """
 
     def __init__(
         self,
         tiers: Mapping[str, str] | None = None,
         models: Mapping[str, BaseChatModel] | None = None,
+        request_timeout: float | None = None,
     ) -> None:
         self.tiers = {**DEFAULT_TIERS, **(tiers or {})}
         self.models = dict(models or {})
+        self.request_timeout = request_timeout if request_timeout is not None else float(
+            os.environ.get("ACCORD_MODEL_TIMEOUT", REQUEST_TIMEOUT))
+        """Seconds one provider request may take."""
         self._built = PerLoop()
 
     def resolve_name(self, ref: str) -> str:
@@ -82,11 +98,10 @@ class ModelResolver:
             return self.models["*"]
         return self._built.get(ref, lambda: self._build(self.resolve_name(ref)))
 
-    @staticmethod
-    def _build(name: str) -> BaseChatModel:
+    def _build(self, name: str) -> BaseChatModel:
         from langchain.chat_models import init_chat_model
 
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"timeout": self.request_timeout, "max_retries": 0}
         if name.startswith("openai:") and running_loop() is not None:
             import openai
 
@@ -94,23 +109,3 @@ class ModelResolver:
         # ChatOpenAI reads OPENAI_API_KEY and OPENAI_BASE_URL from the environment, so any
         # OpenAI-compatible server works.
         return init_chat_model(name, temperature=0, **extra)
-
-
-TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-"""HTTP statuses worth another attempt."""
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether another attempt may succeed: a timeout, a dropped connection, 429 or 5xx.
-
-    Validation errors and other 4xx answers are not: the same request fails the same way.
-    """
-    if isinstance(error, TimeoutError | ConnectionError):
-        return True
-    status = getattr(error, "status_code", None) or getattr(
-        getattr(error, "response", None), "status_code", None)
-    if isinstance(status, int):
-        return status in TRANSIENT_STATUS or status >= 500
-    name = type(error).__name__
-    return name in {"APIConnectionError", "APITimeoutError", "ReadTimeout", "ConnectTimeout",
-                    "RemoteProtocolError", "ReadError"}

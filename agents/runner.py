@@ -5,21 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware, ModelRetryMiddleware
+from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from pydantic import ValidationError
 
 from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
-from accord.agents.handoff import AgentResult, Handoff, ProposedAction
+from accord.agents.handoff import HANDOFF_TARGET, AgentResult, Handoff, ProposedAction, handoff_tool
 from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
 from accord.errors import AccordError
+from accord.resilience import ProviderRetryMiddleware
 
 PENDING_ARTIFACT = "accord_pending"
 
@@ -116,6 +117,8 @@ class ApprovalGateMiddleware(AgentMiddleware):
         return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        if request.tool is not None and HANDOFF_TARGET in (request.tool.metadata or {}):
+            return await handler(request)  # a handoff changes nothing: no gate, no ledger
         request, key, answer = self._prepare(request)
         if answer is None and (ledger := _HANDOFF.get().ledger) is not None:
             found, content = await ledger.arecall(key)
@@ -143,8 +146,13 @@ class AgentRunner:
         toolbox: ToolBox,
         models: ModelResolver,
         middleware: Sequence[AgentMiddleware] = (),
+        *,
+        successors: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
+        self.successors = dict(successors or {})
+        """Nodes the agent may hand its task to (node -> what it is for): an LLM agent gets a
+        ``transfer_to_<node>`` tool for each."""
         self.toolbox = toolbox
         self.models = models
         self.middleware = tuple(middleware)
@@ -197,13 +205,14 @@ class AgentRunner:
     def _build_agent(self, model: Any) -> Any:
         return create_agent(
             model=model,
-            tools=self.toolbox.subset(self.spec.tools),
+            tools=[*self.toolbox.subset(self.spec.tools),
+                   *(handoff_tool(n, d) for n, d in self.successors.items())],
             system_prompt=self.spec.system_prompt or self.spec.purpose,
             checkpointer=False,
             middleware=[
                 *self.middleware,
                 ApprovalGateMiddleware(self.toolbox),
-                ModelRetryMiddleware(
+                ProviderRetryMiddleware(
                     max_retries=self.spec.retry.max_attempts - 1,
                     retry_on=is_transient,  # a 4xx or a validation error fails the same again
                     initial_delay=self.spec.retry.initial_interval,
@@ -218,22 +227,31 @@ class AgentRunner:
     def _llm_result(self, state: dict[str, Any]) -> AgentResult:
         messages = state["messages"]
         action: ProposedAction | None = None
+        handoff_to: str | None = None
         tool_calls: list[dict[str, Any]] = []
         for message in messages:
             if isinstance(message, ToolMessage):
                 artifact = message.artifact if isinstance(message.artifact, dict) else {}
                 if PENDING_ARTIFACT in artifact:
                     action = ProposedAction(**artifact[PENDING_ARTIFACT])
-                tool_calls.append({"tool": message.name, "result": message.content})
+                if artifact.get(HANDOFF_TARGET) in self.successors:
+                    handoff_to = artifact[HANDOFF_TARGET]
+                call = {"tool": message.name, "result": message.content}
+                if message.status == "error":
+                    call["status"] = "error"
+                tool_calls.append(call)
         final = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
         reply = final.text if final is not None else ""
         structured = state.get("structured_response")
         output = structured.model_dump() if hasattr(structured, "model_dump") else structured
+        if action is not None:
+            handoff_to = None  # the approval decides first
         return AgentResult(
             reply=reply,
-            status="needs_approval" if action else "completed",
+            status="needs_approval" if action else "handoff" if handoff_to else "completed",
             output=output,
             action=action,
+            handoff_to=handoff_to,
             tool_calls=tuple(tool_calls),
         )
 

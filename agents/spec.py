@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from accord.errors import AccordError
+from accord.resilience.breaker import BreakerSpec
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -90,6 +91,8 @@ class AgentSpec(BaseModel):
     """Retry policy for the agent's node."""
     timeout: float | None = Field(None, gt=0)
     """Seconds the agent's whole call may take, its retries included (every entry point)."""
+    breaker: BreakerSpec | None = None
+    """Circuit breakers for the agent and its model provider (none when unset)."""
 
     @field_validator("id")
     @classmethod

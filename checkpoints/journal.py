@@ -5,7 +5,9 @@
 - ``accord_audit``: the append-only audit log, one row per event, written in the transaction
   of the step that produced it (``event_id`` unique per thread: a step saved again after a crash
   records nothing twice);
-- ``accord_ledger``: the tool ledger, each tool result recorded the moment it exists.
+- ``accord_ledger``: the tool ledger, each tool result recorded the moment it exists;
+- ``accord_pii_vault``: the real values behind a thread's PII placeholders
+  (``accord.guardrails.vault``), kept outside the checkpoints and deleted with the thread.
 
 Every function takes an open DB-API cursor inside the caller's transaction; the saver decides
 what goes into one transaction. The SQL is written once with ``%s`` placeholders.
@@ -23,6 +25,13 @@ from typing import Any
 from accord.checkpoints.runs import RunKind
 from accord.checkpoints.threads import ThreadRecord
 from accord.records import AuditEvent, ThreadStatus
+
+VAULT_DDL = (
+    "CREATE TABLE IF NOT EXISTS accord_pii_vault (thread_id TEXT NOT NULL,"
+    " placeholder TEXT NOT NULL, value TEXT NOT NULL, created_at TEXT NOT NULL,"
+    " PRIMARY KEY (thread_id, placeholder))"
+)
+"""The PII vault's table (the same on SQLite and PostgreSQL)."""
 
 _COLUMNS = "thread_id, graph, status, created_at, updated_at, pending, error, head, epoch, run_id, input"
 
@@ -259,7 +268,7 @@ class Dialect:
     def delete_threads(self, cur: Any, thread_ids: Sequence[str]) -> int:
         clause, param = self.ids(thread_ids)
         deleted = 0
-        for table in ("accord_threads", "accord_audit", "accord_ledger"):
+        for table in ("accord_threads", "accord_audit", "accord_ledger", "accord_pii_vault"):
             cur.execute(self.sql(f"DELETE FROM {table} WHERE thread_id {clause}"), (param,))
             if table == "accord_threads":
                 deleted = cur.rowcount
@@ -305,6 +314,7 @@ class SqliteDialect(Dialect):
                 result TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (thread_id, key));
             """
         )
+        cur.execute(VAULT_DDL)
         for column in ("error TEXT", "head TEXT", "epoch INTEGER NOT NULL DEFAULT 0",
                        "run_id TEXT", "input TEXT"):
             try:  # databases made before these columns existed
@@ -336,6 +346,7 @@ __all__ = [
     "ClaimRule",
     "Dialect",
     "SqliteDialect",
+    "VAULT_DDL",
     "claim_in_transaction",
     "dumps",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from accord.checkpoints.journal import _COLUMNS, Claim, ClaimRule, Dialect, dumps
+from accord.checkpoints.journal import _COLUMNS, VAULT_DDL, Claim, ClaimRule, Dialect, dumps
 from accord.checkpoints.runs import RunKind
 
 
@@ -53,6 +53,7 @@ class PostgresDialect(Dialect):
         """CREATE TABLE IF NOT EXISTS accord_ledger (
             thread_id TEXT NOT NULL, key TEXT NOT NULL, tool TEXT NOT NULL, result TEXT NOT NULL,
             at TIMESTAMPTZ NOT NULL, PRIMARY KEY (thread_id, key))""",
+        VAULT_DDL,
     )
 
     def fence(self, cur: Any, thread_id: str, epoch: int, head: str | None, input_saved: bool,

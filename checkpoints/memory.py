@@ -38,6 +38,8 @@ class MemoryJournal:
         self.threads: dict[str, ThreadRecord] = {}
         self.events: dict[str, dict[str, tuple[str | None, dict[str, Any]]]] = {}
         self.ledger: dict[tuple[str, str], str] = {}
+        self.vault: dict[str, dict[str, str]] = {}
+        """Thread -> PII placeholder -> real value (``accord.guardrails.vault``)."""
 
     def read_thread(self, _cur: Any, thread_id: str) -> ThreadRecord | None:
         return self.threads.get(thread_id)
@@ -123,6 +125,7 @@ class MemoryJournal:
         gone = sum(self.threads.pop(t, None) is not None for t in thread_ids)
         for thread_id in thread_ids:
             self.events.pop(thread_id, None)
+            self.vault.pop(thread_id, None)
         self.ledger = {k: v for k, v in self.ledger.items() if k[0] not in set(thread_ids)}
         return gone
 

@@ -123,7 +123,12 @@ def resume(
             return await _run_and_approve(session, session.resume(thread, decision, view), view,
                                           who, ask)
 
-    emit(guarded(go()), as_json)
+    outcome = guarded(go())
+    emit(outcome, as_json)
+    refused = (outcome.interrupt or {}).get("error") if outcome.status == "interrupted" else None
+    if decision is not None and refused:
+        # the engine asked again: the decision was not used, the approval still waits
+        fail(f"{refused}; the approval still waits")
 
 
 @app.command()
@@ -233,7 +238,7 @@ def agents(
 
 
 def main() -> None:
-    from accord.cli import timetravel  # noqa: F401  (registers history, replay, fork, prune)
+    from accord.cli import health, timetravel  # noqa: F401  (registers health, history, replay, fork, prune)
 
     try:
         app()

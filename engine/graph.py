@@ -54,6 +54,7 @@ from accord.engine.inputs import (
 from accord.engine.portal import PORTAL
 from accord.engine.untraced import install as untraced_install
 from accord.guardrails.base import GuardrailTripwireTriggered, run_input_guardrails
+from accord.guardrails.redaction import redact_request
 from accord.records import AuditKind, ThreadStatus, audit_event
 
 logger = logging.getLogger(__name__)
@@ -206,6 +207,9 @@ class AccordGraph(CompiledStateGraph):
                     event = audit_event(AuditKind.INPUT_REFUSED, **tripped.as_dict())
                     await saver._offload(saver.record_refusal, str(thread_id), event)
                 raise GuardrailTripwireTriggered(tripped)
+            # personal data never reaches a model, the recorded request or a checkpoint
+            request = await redact_request(self.engine.input_guardrails, request, saver,
+                                           thread_id)
         if saver is None or thread_id is None:
             plain = request if request is not None else input
             return _Run(None, None, plain, merged, kwargs)

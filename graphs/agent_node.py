@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 from langgraph.errors import GraphBubbleUp
+from langgraph.graph import END
 from langgraph.types import Command
 
 from accord.agents.handoff import AgentResult, Handoff
@@ -26,6 +27,9 @@ from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
+from accord.resilience.breaker import BreakerOpen
+from accord.resilience.breaker_sql import BreakerTableCorrupt
+from accord.resilience.gate import CallGate
 
 PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded, WriterFenced)
 """Interrupts, the hop budget and a lost thread are never swallowed by a fallback."""
@@ -47,6 +51,9 @@ class AgentNode:
     transitions: Transitions
     return_to: str
     fallback: AgentRunner | None = None
+    delegates: bool = False
+    """The agent declares no successor but the router: a ``handoff_to`` it names is handed on by
+    the router, within the router's own table entry."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         task_id = state.get("active_task") or ""
@@ -54,20 +61,36 @@ class AgentNode:
         context = state.get("context") or {}
         reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
         return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=current_ledger(task_id))
+                       thread_id=thread_id(), ledger=current_ledger(task_id),
+                       successors=tuple(self.runner.successors))
 
     async def __call__(self, state: dict[str, Any]) -> Command:
         handoff = self.handoff(state)
+        spec = self.runner.spec
+        model = self.runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
+        gate = CallGate.open(node=self.name, agent=spec.id, task_id=handoff.task_id,
+                             spec=spec.breaker, model=model)
+        command = await self._call(state, handoff, gate)
+        return gate.noted(command) if gate is not None else command
+
+    async def _call(self, state: dict[str, Any], handoff: Handoff,
+                    gate: CallGate | None) -> Command:
         timeout = self.runner.spec.timeout
         try:
+            if gate is not None:
+                await gate.enter()  # an open breaker: straight to the fallback, no call made
             async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
                 result = await self.runner.arun(handoff)
+            if gate is not None:
+                await gate.exit(ok=True)
             return self.settle(state, result, self.runner)
         except PASS_THROUGH:
             raise
         except Exception as error:  # the declared fallback takes over, else the error path
             if isinstance(error, TimeoutError):
                 error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout:g}s")
+            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt):
+                await gate.exit(ok=False, error=error)
             if self.fallback is None:
                 return self._failed(state, error, self.runner)
             try:
@@ -120,7 +143,30 @@ class AgentNode:
             update["pending"] = {**result.action.as_dict(), "agent": spec.id, "task_id": task_id}
             return self.transitions.command(self.name, state,
                                             Step(result.action.approval_node, update))
+        if result.handoff_to:
+            return self._hand_off(state, result.handoff_to, update)
         return self.transitions.command(self.name, state, Step(self.return_to, update))
+
+    def _hand_off(self, state: Mapping[str, Any], wanted: str, update: dict[str, Any]) -> Command:
+        """Go to the node the agent chose, checked against the table for this agent.
+
+        A declared successor is gone to directly; an agent that only returns to the router asks
+        the router to hand the task on (when the router may go there). Anything else is an
+        illegal transition of this agent: recorded and sent to the error path.
+        """
+        task_id = state.get("active_task") or ""
+        target = END if wanted in ("END", END) else wanted
+        router = self.transitions.router
+        via_router = (self.delegates and router is not None and target != router
+                      and not self.transitions.table.allows(self.name, target)
+                      and self.transitions.table.allows(router, target))
+        task = update["tasks"][task_id]
+        if via_router:
+            return self.transitions.command(self.name, state, Step(self.return_to, update))
+        task["handoff_to"] = None
+        if self.transitions.table.allows(self.name, target) and target not in (router, END):
+            task["agent"] = target
+        return self.transitions.command(self.name, state, Step(target, update))
 
     def _failed(self, state: Mapping[str, Any], error: BaseException, runner: AgentRunner) -> Command:
         """The task failed (no fallback, or the fallback failed too): the error path."""

@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessage
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from accord.agents.actions import ToolBox
+from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox
 from accord.agents.ledger import current_ledger
 from accord.graphs.agent_node import PASS_THROUGH
 from accord.graphs.errors import InvalidResume
@@ -129,9 +129,33 @@ class ApprovalNode:
         while True:
             raw = interrupt(request.model_copy(update={"error": error}).model_dump())
             try:
-                return parse_decision(raw)
+                decision = parse_decision(raw)
             except InvalidResume as exc:
                 error = str(exc)
+                continue
+            error = self.edit_error(request, decision)
+            if error is None:
+                return decision
+
+    def edit_error(self, request: ApprovalRequest, decision: ApprovalDecision) -> str | None:
+        """Why edited args do not fit the tool (an unknown key, a value its schema refuses), or
+        ``None``: a bad edit is asked again before anything runs, the approval not used up."""
+        tool = self.toolbox.tools.get(request.action)
+        if decision.decision != "edit" or tool is None:
+            return None
+        schema = tool.tool_call_schema
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            return None
+        fields = set(schema.model_fields) - {IDEMPOTENCY_ARG}
+        unknown = sorted(set(decision.args or {}) - fields)
+        if unknown:
+            return (f"invalid edit: {request.action} takes no argument "
+                    f"{', '.join(map(repr, unknown))} (it takes {', '.join(sorted(fields))})")
+        try:
+            schema.model_validate({**request.args, **(decision.args or {})})
+        except ValidationError as exc:
+            return f"invalid edit: {_first_error(exc)}"
+        return None
 
     async def decide(self, request: ApprovalRequest, key: str, ledger: Any) -> ApprovalDecision:
         """The decision on this action: the one recorded earlier, or a human's, recorded now.

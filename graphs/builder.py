@@ -202,16 +202,20 @@ class Workflow:
                                    self.context_ttl),
                        destinations=dests(self.router_name))
         for name, spec in self._agents.items():
+            successors = self._successors(name)
             fallback = (
-                AgentRunner(self.registry.get(spec.fallback), self.toolbox, self.models)
+                AgentRunner(self.registry.get(spec.fallback), self.toolbox, self.models,
+                            successors=successors)
                 if spec.fallback
                 else None
             )
-            runner = AgentRunner(spec, self.toolbox, self.models, self._middleware[name])
+            runner = AgentRunner(spec, self.toolbox, self.models, self._middleware[name],
+                                 successors=successors)
             # Model retries run inside the agent (ModelRetryMiddleware); timeout and fallback
             # run inside the node, so the drawing holds exactly the declared edges.
-            graph.add_node(name, AgentNode(name, runner, moves, self._return_to(name), fallback),
-                           destinations=dests(name))
+            node = AgentNode(name, runner, moves, self._return_to(name), fallback,
+                             delegates=not successors and self.router_name in dests(name))
+            graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():
             approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
             graph.add_node(name, approval, destinations=dests(name))
@@ -219,6 +223,13 @@ class Workflow:
             graph.add_node(name, self._plain(name, fn, moves), destinations=dests(name))
         graph.add_edge(START, self.router_name)
         return graph
+
+    def _successors(self, name: str) -> dict[str, str]:
+        """The nodes an agent may hand a task to directly (its declared targets other than the
+        router, approval nodes, the error path and END), each with what it is for."""
+        skip = {self.router_name, self.error_node, END, "END", *self._approvals}
+        return {t: (self._agents[t].purpose if t in self._agents else t)
+                for t in self._table.get(name, ()) if t not in skip}
 
     def _return_to(self, name: str) -> str:
         targets = self.table.targets(name)

@@ -23,7 +23,6 @@ from langgraph.graph import END
 from langgraph.types import Command, Overwrite
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from accord.agents.models import is_transient
 from accord.graphs.state import (
     HOPS_RESET,
     expired_context,
@@ -32,6 +31,7 @@ from accord.graphs.state import (
 )
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
+from accord.resilience import is_transient, retry_after
 
 Tier = Literal["finish", "rule", "llm", "default", "handoff"]
 
@@ -134,7 +134,8 @@ class LLMClassifier:
     timeout: float = 30.0
     """Seconds one classification may take; a provider that hangs does not stall the run."""
     max_attempts: int = 2
-    """Calls in total when a call fails transiently (timeout, 429, 5xx, dropped connection)."""
+    """Calls in total when a call fails transiently (timeout, 429, 5xx, dropped connection);
+    a 429's ``Retry-After`` is waited for before the next call."""
     instructions: str = (
         "You route customer requests to the one specialist who should handle them. "
         "Answer with the target, your confidence between 0 and 1, and a short reason."
@@ -217,9 +218,11 @@ class Router:
                 continue
             except Exception as exc:  # provider down, bad answer: retried if transient
                 failure = exc
-                if is_transient(exc):
-                    continue
-                break
+                if not is_transient(exc):
+                    break
+                if (wait := retry_after(exc)) and attempts < classifier.max_attempts:
+                    await asyncio.sleep(wait)  # the provider said when to come back
+                continue
             return self._settle(raw, schema, targets, attempts)
         return self._rejected(failure, attempts)
 

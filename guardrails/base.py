@@ -38,6 +38,10 @@ class GuardrailTripwireTriggered(AccordError):
         self.result = result
 
 
+class GuardrailConfigError(AccordError):
+    """A guardrail was configured with a value it cannot use."""
+
+
 class InputGuardrail(Protocol):
     """Checks a request before it is routed."""
 
@@ -69,6 +73,8 @@ class MaxInputLength:
 def run_input_guardrails(guards: tuple[InputGuardrail, ...], text: str) -> GuardrailResult | None:
     """The first tripped result, or ``None`` when every guard passes."""
     for guard in guards:
+        if getattr(guard, "refuses", True) is False:
+            continue  # a redacting guard: the engine applies it after the checks
         result = guard.check(text)
         if result.tripwire_triggered:
             return result

@@ -73,6 +73,14 @@ class AuditKind(StrEnum):
     """The engine refused a request before anything was saved."""
     RUN_FAILED = "run_failed"
     """A run stopped on an error; the thread is ``failed`` with this cause."""
+    BREAKER_OPENED = "breaker_opened"
+    """A circuit breaker opened after repeated failures (or a failed probe)."""
+    BREAKER_SKIPPED = "breaker_skipped"
+    """A call was not made because its breaker is open; the fallback answered."""
+    BREAKER_PROBE = "breaker_probe"
+    """A half-open breaker let one probe call through."""
+    BREAKER_CLOSED = "breaker_closed"
+    """A probe succeeded; the breaker closed."""
 
 
 class AuditEvent(BaseModel):

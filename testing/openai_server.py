@@ -16,12 +16,18 @@ is sent as JSON content when the request has a `json_schema` / `json_object`
 `response_format` (langchain-openai's default for `with_structured_output`), and as a
 tool call otherwise (`method="function_calling"`). When the script is exhausted the
 server answers HTTP 400 naming the call (`openai.BadRequestError`, not retried); an
-exception reply answers HTTP 500 (which the OpenAI SDK retries).
+exception reply answers HTTP 500.
+
+Provider faults are scripted like replies (`accord.testing.ProviderFault`): 429 with
+`Retry-After`, 500/503, slow replies, hangs (released when the server stops), dropped
+connections, malformed JSON and truncated streams. Every request is counted in `requests`,
+faults included, so a test reads how often a client retried.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
+from accord.testing.faults import FaultKind, ProviderFault
 from accord.testing.openai_wire import (
     as_ai_message,
     completion_body,
@@ -65,6 +72,9 @@ class OpenAICompatServer(CountsUsage):
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._errors: list[str] = []
+        self._faults: list[FaultKind] = []
+        self._arrivals: list[float] = []
+        self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -74,6 +84,7 @@ class OpenAICompatServer(CountsUsage):
         """Bind and serve in a background thread; returns self."""
         if self._httpd is not None:
             return self
+        self._stopping.clear()
         httpd = ThreadingHTTPServer((self._host, self._port), _Handler)
         httpd.daemon_threads = True
         httpd.owner = self  # type: ignore[attr-defined]
@@ -88,6 +99,7 @@ class OpenAICompatServer(CountsUsage):
         """Stop serving and release the port."""
         if self._httpd is None:
             return
+        self._stopping.set()  # releases hanging requests
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
@@ -136,10 +148,17 @@ class OpenAICompatServer(CountsUsage):
         with self._lock:
             return list(self._errors)
 
+    @property
+    def arrivals(self) -> list[float]:
+        """`time.monotonic()` at which each request arrived (how long a client waited)."""
+        with self._lock:
+            return list(self._arrivals)
 
-
-
-
+    @property
+    def faults(self) -> list[FaultKind]:
+        """The scripted faults acted out so far, in order."""
+        with self._lock:
+            return list(self._faults)
     @property
     def remaining(self) -> int:
         """Scripted replies not yet consumed."""
@@ -147,10 +166,13 @@ class OpenAICompatServer(CountsUsage):
 
     # -- request handling (called from handler threads) --------------------------------------
 
-    def _complete(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], int]:
-        """(status, assistant message or error body, call number) for one request."""
+    def _complete(
+        self, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], int, ProviderFault | None]:
+        """(status, assistant message or error body, call number, fault to act out)."""
         with self._lock:
             self._requests.append(body)
+            self._arrivals.append(time.monotonic())
         messages = request_messages(body)
         tools = [
             t["function"]["name"]
@@ -166,6 +188,22 @@ class OpenAICompatServer(CountsUsage):
             time.sleep(self.latency)
         try:
             reply = self._script.next_reply(call_number, messages, tools=tools, schema=schema)
+            if isinstance(reply, ProviderFault):
+                with self._lock:
+                    self._faults.append(reply.kind)
+                fault = reply
+                if fault.kind is FaultKind.SLOW:
+                    self._stopping.wait(fault.delay)
+                elif fault.kind is FaultKind.STATUS:
+                    error = self._error(f"provider fault: HTTP {fault.status_code}",
+                                        "rate_limit_error" if fault.status_code == 429
+                                        else "server_error")
+                    return fault.status_code, error, call_number, fault
+                elif fault.kind is not FaultKind.TRUNCATED:
+                    return 0, {}, call_number, fault
+                reply = fault.reply
+            else:
+                fault = None
             if isinstance(reply, BaseException):
                 raise reply
             message = reply_to_message(
@@ -176,9 +214,10 @@ class OpenAICompatServer(CountsUsage):
                 response_format=response_format,
             )
         except ScriptExhausted as exc:
-            return 400, self._error(str(exc), "invalid_request_error"), call_number
+            return 400, self._error(str(exc), "invalid_request_error"), call_number, None
         except Exception as exc:  # noqa: BLE001 - exception reply, bad reply, responder bug
-            return 500, self._error(f"{type(exc).__name__}: {exc}", "server_error"), call_number
+            error = self._error(f"{type(exc).__name__}: {exc}", "server_error")
+            return 500, error, call_number, None
         prompt = self._tokens.estimate(messages)
         completion = self._tokens.estimate([as_ai_message(message)])
         self._tokens.add(prompt, completion)
@@ -187,7 +226,7 @@ class OpenAICompatServer(CountsUsage):
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
         }
-        return 200, message, call_number
+        return 200, message, call_number, fault
 
     def _error(self, message: str, kind: str) -> dict[str, Any]:
         with self._lock:
@@ -206,9 +245,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send_json(self, status: int, body: dict[str, Any]) -> None:
+    def _send_json(self, status: int, body: dict[str, Any],
+                   headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -233,16 +275,32 @@ class _Handler(BaseHTTPRequestHandler):
             error = {"message": f"invalid JSON body: {exc}", "type": "invalid_request_error"}
             self._send_json(400, {"error": error})
             return
-        status, payload, call_number = self.owner._complete(body)
-        if status != 200:
-            self._send_json(status, payload)
+        status, payload, call_number, fault = self.owner._complete(body)
+        if fault is not None and fault.kind in (FaultKind.HANG, FaultKind.DROP,
+                                                 FaultKind.MALFORMED):
+            self._act_out(fault)
             return
+        if status != 200:
+            headers = {}
+            if fault is not None and fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            self._send_json(status, payload, headers)
+            return
+        truncated = fault is not None and fault.kind is FaultKind.TRUNCATED
         usage = payload.pop("_usage")
         model = body.get("model") or self.owner.model
         if not body.get("stream"):
-            self._send_json(
-                200, completion_body(payload, call_number=call_number, model=model, usage=usage)
-            )
+            answer = completion_body(payload, call_number=call_number, model=model, usage=usage)
+            if truncated:
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self._close()
+                return
+            self._send_json(200, answer)
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.send_response(200)
@@ -257,11 +315,41 @@ class _Handler(BaseHTTPRequestHandler):
             usage=usage,
             include_usage=include_usage,
         )
+        chunks = list(chunks)
+        if truncated:  # the role and the first piece arrive, then the connection closes
+            for chunk in chunks[:2]:
+                self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+            self._close()
+            return
         for chunk in chunks:
             self._write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
         self._write_chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _act_out(self, fault: ProviderFault) -> None:
+        """A fault that sends no proper answer: hang, drop, or a body that is not JSON."""
+        if fault.kind is FaultKind.HANG:
+            self.owner._stopping.wait()
+        elif fault.kind is FaultKind.MALFORMED:
+            data = b'{"id": "chatcmpl-broken", "choices": [{"message": {"role": "assis'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            return
+        self._close()
+
+    def _close(self) -> None:
+        """Close the connection at once, whatever was (not) sent."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

@@ -12,14 +12,17 @@ from typing import Any
 from accord.agents.handoff import AgentResult, Handoff
 from accord.agents.runner import ToolCalls
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|<EMAIL_\d+>")
+"""An email, or the placeholder the PII guard put in its place (the tools resolve it)."""
 INVOICE = re.compile(r"\bINV-\d{4}\b", re.IGNORECASE)
 AMOUNT = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)|(\d+(?:\.\d{1,2})?)\s?(?:usd|dollars)", re.IGNORECASE)
 
 
 def _email(handoff: Handoff) -> str | None:
     found = EMAIL.search(handoff.query)
-    return found.group(0).lower() if found else handoff.context.get("customer_email")
+    if found is None:
+        return handoff.context.get("customer_email")
+    return found.group(0) if found.group(0).startswith("<") else found.group(0).lower()
 
 
 def billing_rules(handoff: Handoff, tools: ToolCalls) -> AgentResult:

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.tools import BaseTool, InjectedToolArg, tool
+from pydantic import Field
 
 from accord.agents.actions import read_only
+from accord.guardrails.vault import conceal, reveal
 
 DEFAULT_SUPPORT_DB = ".accord/support.db"
 
@@ -142,19 +144,20 @@ def support_tools(db: SupportDB) -> list[BaseTool]:
     @tool
     def lookup_customer(email: str) -> dict[str, Any]:
         """Look up a customer by email, with their invoices."""
-        customer = db.customer(email)
+        real = reveal(email)
+        customer = db.customer(real)
         if customer is None:
             return {"error": f"no customer with email {email}"}
-        return {**customer, "invoices": db.invoices_of(email)}
+        return conceal({**customer, "invoices": db.invoices_of(real)})
 
     @read_only
     @tool
     def get_invoice(invoice_id: str) -> dict[str, Any]:
         """Get an invoice (amount, status, what was already refunded) by id, e.g. INV-1002."""
-        return db.invoice(invoice_id) or {"error": f"unknown invoice {invoice_id}"}
+        return conceal(db.invoice(invoice_id)) or {"error": f"unknown invoice {invoice_id}"}
 
     @tool
-    def issue_refund(invoice_id: str, amount: float, reason: str, idempotency_key: Key = "") -> dict[str, Any]:
+    def issue_refund(invoice_id: str, amount: Annotated[float, Field(gt=0)], reason: str, idempotency_key: Key = "") -> dict[str, Any]:
         """Refund part or all of an invoice. Large refunds are held for human approval."""
         refund = db.refund(invoice_id, amount, reason, idempotency_key or f"direct:{invoice_id}:{amount}")
         return {"refund_id": refund["id"], "invoice_id": refund["invoice_id"], "amount": refund["amount"]}
@@ -169,13 +172,14 @@ def support_tools(db: SupportDB) -> list[BaseTool]:
     def create_ticket(subject: str, body: str, queue: str = "support", customer_email: str | None = None,
                       idempotency_key: Key = "") -> dict[str, Any]:
         """Open a ticket for a human team (queue: support, engineering, billing, escalations)."""
-        ticket = db.ticket(customer_email, subject, body, queue, idempotency_key or f"direct:{subject}")
+        ticket = db.ticket(reveal(customer_email), subject, body, queue,
+                           idempotency_key or f"direct:{subject}")
         return {"ticket_id": ticket["id"], "queue": ticket["queue"], "status": ticket["status"]}
 
     @tool
     def send_password_reset(email: str, idempotency_key: Key = "") -> dict[str, Any]:
         """Send a password-reset link to a customer's email."""
-        reset = db.password_reset(email, idempotency_key or f"direct:{email}")
-        return {"reset_id": reset["id"], "email": reset["email"]}
+        reset = db.password_reset(reveal(email), idempotency_key or f"direct:{email}")
+        return conceal({"reset_id": reset["id"], "email": reset["email"]})
 
     return [lookup_customer, get_invoice, issue_refund, search_kb, create_ticket, send_password_reset]

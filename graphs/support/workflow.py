@@ -27,6 +27,7 @@ from accord.graphs.router import KeywordRule, LLMClassifier, PatternRule, Router
 from accord.graphs.state import latest_request, thread_id
 from accord.graphs.support.db import SupportDB, support_tools
 from accord.graphs.transitions import Step
+from accord.guardrails import MaxInputLength, OffTopic, PromptInjection, RedactPII
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
 ROUTER, BILLING, TECH, ACCOUNT = "router", "billing", "tech", "account"
@@ -57,6 +58,13 @@ DESCRIPTIONS = {
     ACCOUNT: "logins, password resets, plans, upgrades and cancellations",
     HUMAN_TRIAGE: "anything else, complaints, or when a human is asked for",
 }
+
+
+def support_guardrails() -> tuple[Any, ...]:
+    """The support graph's input guardrails: size, injections, off-topic requests (the
+    routing keywords are its subjects), and PII redaction."""
+    subjects = tuple(word for rule in RULES if isinstance(rule, KeywordRule) for word in rule.keywords)
+    return (MaxInputLength(), PromptInjection(), OffTopic(subjects=subjects), RedactPII())
 
 
 def spec_file() -> Path:
@@ -102,11 +110,12 @@ def build_support(
     refund_threshold: float = REFUND_THRESHOLD,
     max_hops: int = 12,
     middleware: Mapping[str, Sequence[Any]] | None = None,
+    input_guardrails: Sequence[Any] | None = None,
 ) -> Workflow:
     """The support workflow, ready to ``compile(checkpointer=...)``.
 
     ``middleware`` maps an agent node (billing, tech, account) to langchain middleware for its
-    LLM agent's own loop.
+    LLM agent's own loop; ``input_guardrails`` replaces :func:`support_guardrails`.
     """
     db = db if isinstance(db, SupportDB) else SupportDB(db)
     use_llm = llm_available() if use_llm is None else use_llm
@@ -135,6 +144,7 @@ def build_support(
         ],
         models=models,
         registry=registry,
+        input_guardrails=support_guardrails() if input_guardrails is None else input_guardrails,
     )
     for node in (BILLING, TECH, ACCOUNT):
         workflow.agent(registry.get(node + suffix), node=node, middleware=(middleware or {}).get(node, ()))

@@ -61,17 +61,20 @@ def test_ending_early_is_illegal_too():
 
 
 def test_an_agent_handoff_the_router_may_not_follow_goes_to_the_error_node():
-    """An agent suggests a node; the router checks the table before following it."""
+    """An agent that only returns to the router suggests a node the router may not go to:
+    refused at the agent (named in the record), never blamed on the router."""
     spec = AgentSpec(id="desk", kind="rules", purpose="t",
                      handler=lambda h, t: AgentResult("over to c", status="handoff", handoff_to="c"))
     workflow = Workflow("t", router=Router(default="desk"), error_node="oops", max_hops=8)
     workflow.agent(spec).node("c", ends("c")).node("oops", ends("oops"))
-    workflow.transitions({"router": ["desk", "END"], "desk": ["router", "c"], "c": ["END"],
-                          "oops": ["END"]})
+    workflow.transitions({"router": ["desk", "END"], "desk": ["router"], "c": ["END"],
+                          "oops": ["END", "c"]})
     out = ask(workflow.compile())
-    handoff = [e for e in out["audit"] if e["kind"] == "route" and e["tier"] == "handoff"]
-    assert handoff and handoff[0]["target"] == "c"
+    assert not [e for e in out["audit"] if e["kind"] == "route" and e["tier"] == "handoff"]
     assert [(e["node"], e["target"]) for e in out["audit"] if e["kind"] == "illegal_transition"] == [
-        ("router", "c")
+        ("desk", "c")
     ]
+    moves = [(e["node"], e["target"]) for e in out["audit"] if e["kind"] == "transition"]
+    assert moves[:2] == [("router", "desk"), ("desk", "oops")]
     assert out["messages"][-1].content == "oops ran"
+    assert "c ran" not in [m.content for m in out["messages"]]

@@ -80,3 +80,29 @@ def test_an_invalid_resume_leaves_the_thread_waiting_with_the_error(support_db, 
     assert [(r["invoice_id"], r["amount"]) for r in support_db.refunds()] == [("INV-1002", 480.0)]
     [human] = [e for e in out["audit"] if e["kind"] == "human_decision"]
     assert (human["decision"], human["by"]) == ("approve", "alice")
+
+
+@pytest.mark.parametrize(("edit", "error"), [
+    ({"decision": 1}, "invalid edit: issue_refund takes no argument 'decision'"),
+    ({"amount": "abc"}, "invalid edit: amount: Input should be a valid number"),
+    ({"amount": -5}, "invalid edit: amount: Input should be greater than 0"),
+    ({"idempotency_key": "mine"}, "invalid edit: issue_refund takes no argument 'idempotency_key'"),
+])
+def test_a_bad_edit_is_asked_again_and_the_approval_is_not_used_up(support_db, config, edit, error):
+    graph = build_support(db=support_db, use_llm=False).compile(checkpointer=InMemorySaver())
+    cfg = config()
+    graph.invoke({"messages": [{"role": "user", "content": REFUND}]}, cfg)
+    first = graph.get_state(cfg).interrupts[0].value
+    graph.invoke(Command(resume={"decision": "edit", "args": edit}), cfg)
+    state = graph.get_state(cfg)
+    assert state.next == ("refund_approval",)
+    [pending] = state.interrupts
+    assert pending.value["error"].startswith(error)
+    assert "\n" not in pending.value["error"]
+    assert pending.value["args"] == first["args"]
+    assert support_db.refunds() == []
+    out = graph.invoke(Command(resume={"decision": "edit", "args": {"amount": 150}, "by": "bo"}),
+                       cfg)
+    assert [(r["invoice_id"], r["amount"]) for r in support_db.refunds()] == [("INV-1002", 150.0)]
+    [human] = [e for e in out["audit"] if e["kind"] == "human_decision"]
+    assert (human["decision"], human["args"]) == ("edit", {"amount": 150})

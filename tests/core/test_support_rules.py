@@ -69,10 +69,12 @@ def test_crash_goes_to_tech_and_answers_from_the_knowledge_base(support, support
 def test_password_reset_goes_to_account(support, support_db):
     out, _ = support("I forgot my password, alice@example.com")
     assert first_route(out)["target"] == "account"
-    assert out["messages"][-1].content == "I sent a password-reset link to alice@example.com."
+    # the email was redacted at the entry: the state holds its placeholder, the tool the real value
+    assert out["messages"][-1].content == "I sent a password-reset link to <EMAIL_1>."
     assert statuses(out) == ["completed"]
     resets = support_db.query("SELECT email FROM password_resets")
     assert resets == [{"email": "alice@example.com"}]
+    assert "alice@example.com" not in str(out)
     assert out["context"]["customer_email"]["writer"] == "account_rules"
 
 

@@ -42,3 +42,23 @@ def test_readme_diagram_matches_the_support_graph() -> None:
     assert diagram is not None
     drawn = set(re.findall(r"^\s*(\w+) -\.-> (\w+);", diagram.group(1), re.M))
     assert drawn == build_support(use_llm=False).table.pairs()
+
+
+def test_readme_handoff_example_runs(tmp_path: Path) -> None:
+    section = README.split("### Handoffs between agents", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    code += ("\nlegal = workflow.compile().invoke("
+             "{'messages': [{'role': 'user', 'content': 'x'}]})\n")
+    # intake's choice is checked for intake: an undeclared handoff goes to the error path
+    code = code.replace('return AgentResult(f"for {to}"',
+                        'to = "legal" if handoff.query == "x" else to\n'
+                        '    return AgentResult(f"for {to}"')
+    code += ("print([(e['node'], e['target']) for e in legal['audit'] "
+             "if e['kind'] == 'illegal_transition'])\n"
+             "print(legal['tasks'][legal['active_task']]['result'])\n")
+    script = tmp_path / "handoffs.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["billing done", "[('intake', 'legal')]", "triage done"]

@@ -251,3 +251,16 @@ def test_edit_refunds_the_edited_amount_once(
     user_error(again, "is finished")
     assert len(SupportDB(tmp_path / "support.db").refunds()) == 1
     assert len(decisions(db, waiting_refund)) == 1
+
+
+def test_a_bad_edit_is_one_error_line_exit_2_and_the_approval_still_waits(
+    accord: Run, db: str, waiting_refund: str, tmp_path: Path
+) -> None:
+    bad = accord("resume", waiting_refund, "--edit", '{"amount": "abc"}', "--no-input", "--db", db)
+    user_error(bad, "invalid edit: amount")
+    assert "the approval still waits" in bad.stderr
+    assert SupportDB(tmp_path / "support.db").refunds() == []
+    done = accord("resume", waiting_refund, "--approve", "--by", "erin", "--json", "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "done"
+    assert len(SupportDB(tmp_path / "support.db").refunds()) == 1

@@ -13,7 +13,13 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
-from accord.testing import OpenAICompatServer, StructuredReply, ToolCallReply
+from accord.testing import (
+    FaultKind,
+    OpenAICompatServer,
+    ProviderFault,
+    StructuredReply,
+    ToolCallReply,
+)
 
 
 class Person(BaseModel):
@@ -157,3 +163,42 @@ def test_stop_releases_the_port() -> None:
         _ = server.base_url
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/models", timeout=2)
+
+
+# -- provider faults ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize(
+    "fault, error",
+    [
+        (ProviderFault.status(429, retry_after=3), openai.RateLimitError),
+        (ProviderFault.status(503), openai.InternalServerError),
+        (ProviderFault.hang(), openai.APITimeoutError),
+        (ProviderFault.slow(5.0, "late"), openai.APITimeoutError),
+        (ProviderFault.drop(), openai.APIConnectionError),
+        (ProviderFault.truncated(), openai.APIConnectionError),
+    ],
+    ids=["429", "503", "hang", "slow", "drop", "truncated"],
+)
+def test_a_fault_reaches_the_client_as_the_providers_would(fault, error, stream) -> None:
+    with OpenAICompatServer([fault, "after"]) as server:
+        model = chat(server, timeout=0.5, streaming=stream)
+        with pytest.raises(error) as raised:
+            model.invoke("hi")
+        assert model.invoke("again").content == "after"  # the next request is answered
+        assert server.calls == 2 and server.faults == [fault.kind]
+    if fault.retry_after is not None:
+        assert raised.value.response.headers["retry-after"] == "3"
+
+
+def test_a_malformed_body_is_a_json_error() -> None:
+    with OpenAICompatServer([ProviderFault.malformed()]) as server, pytest.raises(
+            json.JSONDecodeError):
+        chat(server).invoke("hi")
+
+
+def test_a_slow_reply_within_the_timeout_is_answered() -> None:
+    with OpenAICompatServer([ProviderFault.slow(0.1, "eventually")]) as server:
+        assert chat(server, timeout=10).invoke("hi").content == "eventually"
+    assert server.arrivals and server.faults == [FaultKind.SLOW]
