@@ -13,7 +13,7 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, err, fail, guarded, out
-from accord.cli.render import LiveView, actions_of, audit_table, pending_line
+from accord.cli.render import LiveView, actions_of, approval_panel, audit_table, pending_line
 from accord.cli.session import RunOutcome, Session, tasks_of
 from accord.errors import AccordError
 from accord.graphs.hitl import ALL_DECISIONS, parse_decision
@@ -226,6 +226,8 @@ def show(
     out.print(f"[bold]{thread}[/] ({outcome.graph}) [bold]{outcome.status}[/]")
     if outcome.error:
         out.print(f"[red]{outcome.error}[/]", highlight=False)
+    if outcome.interrupt:
+        out.print(approval_panel(outcome.interrupt))
     for message in values.get("messages", []):
         out.print(f"  [dim]{message.type}[/] {getattr(message, 'name', None) or ''}: {message.text}", highlight=False)
     table = Table("task", "agent", "status", "result", title="tasks")

@@ -102,7 +102,7 @@ def approval_panel(payload: dict[str, Any]) -> Panel:
     for i, (request, config) in enumerate(held, 1):
         number = f"{i}. " if len(held) > 1 else ""
         lines.append(f"{number}[bold]{request.get('name')}[/]({_short(request.get('args'), 200)})")
-        if request.get("description"):
+        if request.get("description") and request["description"] != payload.get("reason"):
             lines.append(f"   {request['description']}")
         if config.get("allowed_decisions"):
             lines.append(f"   [dim]decisions: {', '.join(config['allowed_decisions'])}[/]")
