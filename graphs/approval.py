@@ -83,8 +83,10 @@ class ApprovalNode:
         key = f"{keys[0] if len(keys) == 1 else idempotency_key(*keys)}:decision"
         if ledger is not None:
             found, recorded = await ledger.arecall(key)
-            if found:
+            if found and isinstance(recorded, dict) and "decisions" in recorded:
                 return [ActionDecision.model_validate(d) for d in recorded["decisions"]]
+            if found:  # one action's decision, recorded in accord's shape
+                return parse_resume(recorded, actions, self.toolbox)
         decisions = self.ask(request, actions)
         if ledger is not None:
             await ledger.arecord(key, DECISION_TOOL,
