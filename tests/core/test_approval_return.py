@@ -277,3 +277,23 @@ def test_a_reject_reaches_the_rule_agent_which_escalates(accounts, config):
 def test_the_drawing_shows_the_return_path(accounts):
     drawn = {(e.source, e.target) for e in accounts.get_graph().edges}
     assert ("approve_close", "closer") in drawn
+
+
+def test_a_decision_the_policy_does_not_allow_is_refused():
+    from accord.agents import ProposedAction, ToolBox
+    from accord.graphs import InvalidResume, parse_resume
+    from accord.graphs.hitl import approval_request
+
+    box = ToolBox([close_account], [ApprovalPolicy("close_account", approval_node="a",
+                                                   decisions=("approve", "reject"))])
+    action = ProposedAction("close_account", {"email": "a@example.com"}, approval_node="a",
+                            idempotency_key="k")
+    request = approval_request([action], box, approval_node="a", agent="closer", task_id="t",
+                               thread_id="th")
+    assert request["review_configs"][0]["allowed_decisions"] == ["approve", "reject"]
+    assert request["review_configs"][0]["args_schema"]["properties"] == {
+        "email": {"title": "Email", "type": "string"}}  # the idempotency key is accord's
+    with pytest.raises(InvalidResume, match="close_account allows approve, reject, not respond"):
+        parse_resume({"decisions": [{"type": "respond", "message": "no"}]}, [action], box)
+    [decision] = parse_resume('{"decisions": [{"type": "reject"}], "by": "ana"}', [action], box)
+    assert (decision.type, decision.message, decision.by) == ("reject", None, "ana")
