@@ -16,8 +16,8 @@ from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, err, fail, guarded, o
 from accord.cli.render import LiveView, actions_of, approval_panel, audit_table, pending_line
 from accord.cli.session import RunOutcome, Session, tasks_of
 from accord.errors import AccordError
-from accord.graphs.hitl import ALL_DECISIONS, parse_decision
 from accord.graphs.catalog import CATALOG, load_workflow
+from accord.graphs.hitl import ALL_DECISIONS, parse_decision
 from accord.records import ThreadStatus
 
 

@@ -4,13 +4,6 @@ The example workflow lives in ``accord.graphs.support`` (imported on demand).
 """
 
 from accord.errors import AccordError
-from accord.graphs.hitl import (
-    ActionDecision,
-    ApprovalDecision,
-    ApprovalRequest,
-    parse_decision,
-    parse_resume,
-)
 from accord.graphs.builder import Workflow
 from accord.graphs.errors import (
     HopBudgetExceeded,
@@ -19,6 +12,13 @@ from accord.graphs.errors import (
     NodeContractError,
     UnknownGraph,
     WorkflowBuildError,
+)
+from accord.graphs.hitl import (
+    ActionDecision,
+    ApprovalDecision,
+    ApprovalRequest,
+    parse_decision,
+    parse_resume,
 )
 from accord.graphs.router import (
     KeywordRule,
