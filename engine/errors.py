@@ -35,7 +35,7 @@ class ThreadWaiting(AccordError):
         super().__init__(
             f"thread {thread_id!r} is waiting for a decision{what}; answer it first "
             f"(Command(resume=...); from the CLI: accord resume {thread_id} --approve | "
-            "--reject REASON | --edit JSON)"
+            "--reject REASON | --edit JSON | --respond MESSAGE)"
         )
 
 

@@ -116,7 +116,9 @@ class Workflow:
         return self
 
     def approval(self, name: str, *, return_to: str | None = None) -> Workflow:
-        """Add an approval node; after a decision the run goes to ``return_to`` (the router)."""
+        """Add an approval node. After a decision the outcome goes back to the agent that
+        proposed the action (an edge accord adds to the table); ``return_to`` (by default the
+        approval's first declared target) is where it goes when no agent waits for it."""
         self._check_new(name)
         self._approvals[name] = return_to
         return self
@@ -147,10 +149,11 @@ class Workflow:
 
     @property
     def table(self) -> TransitionTable:
-        """The effective transition table: the declared edges, the error path, and the finish
-        path (a node that returns to the router may end the run once its task is finished)."""
-        return (TransitionTable(self._table).with_error_path(self.error_node)
-                .with_finish_path(self.router_name))
+        """The effective transition table: the declared edges, the return path (an approval
+        node back to the agents that send it actions), the error path, and the finish path (a
+        node that returns to the router may end the run once its task is finished)."""
+        return (TransitionTable(self._table).with_return_path(tuple(self._approvals))
+                .with_error_path(self.error_node).with_finish_path(self.router_name))
 
     def validate(self) -> TransitionTable:
         """Check the workflow; raises :class:`WorkflowBuildError` naming the node."""

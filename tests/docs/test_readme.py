@@ -26,13 +26,17 @@ def test_readme_workflow_example_runs(tmp_path: Path) -> None:
     # Run the commented "later, from any process" resume as well, and print the outcome.
     code = code.replace("    # graph.invoke(Command", "    graph.invoke(Command")
     code = code.replace("    # ... paused", "    from langgraph.types import Command\n    # ... paused")
-    code += "\n    print(graph.get_state(config).values['messages'][-1].content)\n"
+    code += ("\n    for message in graph.get_state(config).values['messages'][-2:]:\n"
+             "        print(message.name, message.content)\n")
     script = tmp_path / "example.py"
     script.write_text(code)
     done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "close_account approved by ana: closed a@example.com" in done.stdout
+    # the approval ran the tool, then the agent that proposed it answered with its result
+    assert done.stdout.splitlines()[-2:] == [
+        "approve_close close_account approved by ana: closed a@example.com",
+        "closer closed a@example.com"]
 
 
 def test_readme_diagram_matches_the_support_graph() -> None:
@@ -62,3 +66,46 @@ def test_readme_handoff_example_runs(tmp_path: Path) -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["billing done", "[('intake', 'legal')]", "triage done"]
+
+
+def test_readme_approval_snippet_returns_the_decision_to_the_agent(tmp_path: Path) -> None:
+    section = README.split("## Human approval", 1)[1].split("\n## ", 1)[0]
+    snippet = re.findall(r"```python\n(.*?)```", section, re.S)[-1]
+    code = """
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+from accord.agents import AgentResult, AgentSpec, ApprovalPolicy
+from accord.graphs import Router, Step, Workflow
+
+@tool
+def close_account(email: str, idempotency_key: str = "") -> str:
+    \"\"\"Close a customer's account.\"\"\"
+    return f"closed {email}"
+""" + snippet + """
+def triage(state):
+    return Step("END", {"tasks": {state["active_task"]: {"status": "completed", "result": "t"}}})
+
+graph = (
+    Workflow("accounts", router=Router(default="closer"), max_hops=10, error_node="triage",
+             tools=[close_account],
+             approvals=[ApprovalPolicy("close_account", approval_node="approve_close")])
+    .agent(AgentSpec(id="closer", purpose="Closes accounts", kind="rules", handler=closer,
+                     tools=("close_account",)))
+    .approval("approve_close").node("triage", triage)
+    .transitions({"router": ["closer", "END"], "closer": ["router", "approve_close", "triage"],
+                  "approve_close": ["router"], "triage": ["END"]})
+).compile(checkpointer=InMemorySaver())
+for thread, answer in (("a", {"decisions": [{"type": "approve"}]}),
+                       ("r", {"decision": "reject", "reason": "open invoices"})):
+    config = {"configurable": {"thread_id": thread}}
+    graph.invoke({"messages": [{"role": "user", "content": "close my account"}]}, config)
+    out = graph.invoke(Command(resume=answer), config)
+    print([m.content for m in out["messages"] if m.name == "closer"][-1])
+"""
+    script = tmp_path / "approval.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["closed a@example.com", "escalated: open invoices"]
