@@ -7,6 +7,11 @@ same database as the checkpoints, together with whatever the run had not written
 the step goes on, and a re-run gets the recorded result back instead of calling the tool again.
 That holds for a user's tool with no idempotency of its own too. Outside a run on accord's
 saver, tools simply run.
+
+An agent's ledger is scoped to the step it runs in (``current_ledger(task, per_step=True)``):
+a re-run of that step replays what the step saw, while a later visit of the same agent to the
+same task (a loop such as drafter -> fact-checker -> drafter) calls its tools afresh and sees
+what changed since.
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ class Ledger:
     """The run (its saver keeps the ledger)."""
     task_id: str
     """The task whose calls these are."""
+    scope: str = ""
+    """Appended to every key: the step an agent's calls belong to (empty: the whole task)."""
+
+    def _key(self, key: str) -> str:
+        return f"{key}@{self.scope}" if self.scope else key
 
     @property
     def thread_id(self) -> str:
@@ -34,7 +44,7 @@ class Ledger:
 
     def recall(self, key: str) -> tuple[bool, Any]:
         """``(True, result)`` when the call was recorded, else ``(False, None)``."""
-        return self.handle.saver.ledger_recall(self.handle, self.task_id, key)
+        return self.handle.saver.ledger_recall(self.handle, self.task_id, self._key(key))
 
     def record(self, key: str, tool: str, result: Any, *, repeatable: bool = False) -> Any:
         """Record a result; return it in the form a re-run will see (a JSON round trip, kept
@@ -44,7 +54,7 @@ class Ledger:
         ``repeatable`` one (it takes an idempotency key, or only reads) with the run's next
         write.
         """
-        return self.handle.saver.ledger_record(self.handle, key, tool, result, not repeatable)
+        return self.handle.saver.ledger_record(self.handle, self._key(key), tool, result, not repeatable)
 
     def settle(self) -> None:
         """Before a tool with side effects runs: write the results the run still holds (a
@@ -55,20 +65,22 @@ class Ledger:
         await self.handle.saver.aledger_settle(self.handle)
 
     async def arecall(self, key: str) -> tuple[bool, Any]:
-        return await self.handle.saver.aledger_recall(self.handle, self.task_id, key)
+        return await self.handle.saver.aledger_recall(self.handle, self.task_id, self._key(key))
 
     async def arecord(self, key: str, tool: str, result: Any, *, repeatable: bool = False) -> Any:
-        return await self.handle.saver.aledger_record(self.handle, key, tool, result,
+        return await self.handle.saver.aledger_record(self.handle, self._key(key), tool, result,
                                                       not repeatable)
 
 
-def current_ledger(task_id: str) -> Ledger | None:
-    """The ledger of the running node's run, when it runs on accord's saver."""
+def current_ledger(task_id: str, *, per_step: bool = False) -> Ledger | None:
+    """The ledger of the running node's run, when it runs on accord's saver; ``per_step``
+    scopes it to the running step (what an agent node uses)."""
     try:
-        configurable = get_config().get("configurable", {})
+        config = get_config()
     except RuntimeError:  # not inside a graph run
         return None
-    handle = configurable.get(RUN_KEY)
+    handle = config.get("configurable", {}).get(RUN_KEY)
     if not isinstance(handle, RunHandle) or handle.saver is None:
         return None
-    return Ledger(handle, task_id)
+    step = (config.get("metadata") or {}).get("langgraph_step") if per_step else None
+    return Ledger(handle, task_id, "" if step is None else f"step{step}")

@@ -61,7 +61,7 @@ class AgentNode:
         context = state.get("context") or {}
         reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
         return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=current_ledger(task_id),
+                       thread_id=thread_id(), ledger=current_ledger(task_id, per_step=True),
                        successors=tuple(self.runner.successors))
 
     async def __call__(self, state: dict[str, Any]) -> Command:
