@@ -8,10 +8,11 @@ the step goes on, and a re-run gets the recorded result back instead of calling 
 That holds for a user's tool with no idempotency of its own too. Outside a run on accord's
 saver, tools simply run.
 
-An agent's ledger is scoped to the step it runs in (``current_ledger(task, per_step=True)``):
-a re-run of that step replays what the step saw, while a later visit of the same agent to the
-same task (a loop such as drafter -> fact-checker -> drafter) calls its tools afresh and sees
-what changed since.
+An agent's ledger is scoped to its visit of the task (``current_ledger(task, visit=n)``, ``n``
+counted from the transitions into the agent's node the state holds): a re-run of a visit, after
+a crash, a resume or a replay, replays what that visit saw, while a later visit of the same
+agent to the same task (a loop such as drafter -> fact-checker -> drafter) calls its tools
+afresh and sees what changed since.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Ledger:
     task_id: str
     """The task whose calls these are."""
     scope: str = ""
-    """Appended to every key: the step an agent's calls belong to (empty: the whole task)."""
+    """Appended to every key: the agent's visit the calls belong to (empty: the first visit)."""
 
     def _key(self, key: str) -> str:
         return f"{key}@{self.scope}" if self.scope else key
@@ -54,7 +55,8 @@ class Ledger:
         ``repeatable`` one (it takes an idempotency key, or only reads) with the run's next
         write.
         """
-        return self.handle.saver.ledger_record(self.handle, self._key(key), tool, result, not repeatable)
+        return self.handle.saver.ledger_record(self.handle, self._key(key), tool, result,
+                                               not repeatable)
 
     def settle(self) -> None:
         """Before a tool with side effects runs: write the results the run still holds (a
@@ -72,15 +74,14 @@ class Ledger:
                                                       not repeatable)
 
 
-def current_ledger(task_id: str, *, per_step: bool = False) -> Ledger | None:
-    """The ledger of the running node's run, when it runs on accord's saver; ``per_step``
-    scopes it to the running step (what an agent node uses)."""
+def current_ledger(task_id: str, *, visit: int = 1) -> Ledger | None:
+    """The ledger of the running node's run, when it runs on accord's saver; ``visit`` (an
+    agent's second or later visit of the task) scopes it to that visit."""
     try:
-        config = get_config()
+        configurable = get_config().get("configurable", {})
     except RuntimeError:  # not inside a graph run
         return None
-    handle = config.get("configurable", {}).get(RUN_KEY)
+    handle = configurable.get(RUN_KEY)
     if not isinstance(handle, RunHandle) or handle.saver is None:
         return None
-    step = (config.get("metadata") or {}).get("langgraph_step") if per_step else None
-    return Ledger(handle, task_id, "" if step is None else f"step{step}")
+    return Ledger(handle, task_id, f"visit{visit}" if visit > 1 else "")

@@ -60,8 +60,10 @@ class AgentNode:
         task = (state.get("tasks") or {}).get(task_id, {})
         context = state.get("context") or {}
         reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
+        visit = sum(1 for e in state.get("audit") or ()  # the agent's visits of this request
+                    if e.get("kind") == "transition" and e.get("target") == self.name)
         return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=current_ledger(task_id, per_step=True),
+                       thread_id=thread_id(), ledger=current_ledger(task_id, visit=visit),
                        successors=tuple(self.runner.successors))
 
     async def __call__(self, state: dict[str, Any]) -> Command:
