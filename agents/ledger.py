@@ -8,11 +8,11 @@ the step goes on, and a re-run gets the recorded result back instead of calling 
 That holds for a user's tool with no idempotency of its own too. Outside a run on accord's
 saver, tools simply run.
 
-An agent's ledger is scoped to its visit of the task (``current_ledger(task, visit=n)``, ``n``
-counted from the transitions into the agent's node the state holds): a re-run of a visit, after
-a crash, a resume or a replay, replays what that visit saw, while a later visit of the same
-agent to the same task (a loop such as drafter -> fact-checker -> drafter) calls its tools
-afresh and sees what changed since.
+An agent's ledger is scoped to its node and its visit of the task (``current_ledger(task,
+scope=...)``, the visit counted from the transitions into the node that the state holds): a
+re-run of a visit, after a crash, a resume or a replay, replays what that visit saw, while
+another agent, or a later visit of the same agent (a loop such as drafter -> fact-checker ->
+drafter), calls its tools afresh and sees what changed since.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Ledger:
     task_id: str
     """The task whose calls these are."""
     scope: str = ""
-    """Appended to every key: the agent's visit the calls belong to (empty: the first visit)."""
+    """Appended to every key: the agent node and visit the calls belong to (empty: the task)."""
 
     def _key(self, key: str) -> str:
         return f"{key}@{self.scope}" if self.scope else key
@@ -74,9 +74,9 @@ class Ledger:
                                                       not repeatable)
 
 
-def current_ledger(task_id: str, *, visit: int = 1) -> Ledger | None:
-    """The ledger of the running node's run, when it runs on accord's saver; ``visit`` (an
-    agent's second or later visit of the task) scopes it to that visit."""
+def current_ledger(task_id: str, *, scope: str = "") -> Ledger | None:
+    """The ledger of the running node's run, when it runs on accord's saver; ``scope`` (an
+    agent node and its visit of the task) keeps its calls apart from other visits'."""
     try:
         configurable = get_config().get("configurable", {})
     except RuntimeError:  # not inside a graph run
@@ -84,4 +84,4 @@ def current_ledger(task_id: str, *, visit: int = 1) -> Ledger | None:
     handle = configurable.get(RUN_KEY)
     if not isinstance(handle, RunHandle) or handle.saver is None:
         return None
-    return Ledger(handle, task_id, f"visit{visit}" if visit > 1 else "")
+    return Ledger(handle, task_id, scope)

@@ -62,8 +62,9 @@ class AgentNode:
         reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
         visit = sum(1 for e in state.get("audit") or ()  # the agent's visits of this request
                     if e.get("kind") == "transition" and e.get("target") == self.name)
+        ledger = current_ledger(task_id, scope=f"{self.name}.{visit}")
         return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=current_ledger(task_id, visit=visit),
+                       thread_id=thread_id(), ledger=ledger,
                        successors=tuple(self.runner.successors))
 
     async def __call__(self, state: dict[str, Any]) -> Command:

@@ -5,6 +5,6 @@ graph ``langgraph.json`` exports.
 """
 
 from accord.graphs.desk.newsroom import DeskDB, desk_tools
-from accord.graphs.desk.workflow import AGENTS, TRANSITIONS, build_desk, make_graph, spec_file
+from accord.graphs.desk.workflow import SPECS, TRANSITIONS, build_desk, make_graph
 
-__all__ = ["AGENTS", "TRANSITIONS", "DeskDB", "build_desk", "desk_tools", "make_graph", "spec_file"]
+__all__ = ["SPECS", "TRANSITIONS", "DeskDB", "build_desk", "desk_tools", "make_graph"]

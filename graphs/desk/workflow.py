@@ -11,15 +11,14 @@ exports.
 from __future__ import annotations
 
 import functools
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from accord.agents import AgentRegistry, ApprovalPolicy, ModelResolver, llm_available, load_specs
+from accord.agents import ApprovalPolicy, ModelResolver, load_specs
 from accord.graphs import Router, Step, Workflow
 from accord.graphs.desk.newsroom import DeskDB, desk_tools
 
-AGENTS = ("drafter", "fact_checker", "editor", "publisher")
+SPECS = Path(__file__).with_name("specs") / "desk_agents.yaml"
 TRANSITIONS = {
     "router": ["drafter", "END"],
     "drafter": ["fact_checker"],
@@ -29,10 +28,6 @@ TRANSITIONS = {
     "publish_approval": ["router"],
     "desk_chief": ["END"],
 }
-
-
-def spec_file() -> Path:
-    return Path(str(resources.files("accord.graphs.desk").joinpath("specs/desk_agents.yaml")))
 
 
 def desk_chief(state: dict[str, Any]) -> Step:
@@ -46,18 +41,16 @@ def build_desk(*, db: DeskDB | str | None = None, models: ModelResolver | None =
                use_llm: bool | None = None, approval_audience: int = 10_000) -> Workflow:
     """The desk workflow, ready to ``compile(checkpointer=...)`` (LLM agents when a model is
     configured, else their rule-based twins)."""
-    use_llm = llm_available() if use_llm is None else use_llm
-    registry = AgentRegistry(load_specs(spec_file()))
     workflow = Workflow(
         "desk", router=Router(default="drafter"), max_hops=16, error_node="desk_chief",
         tools=desk_tools(db if isinstance(db, DeskDB) else DeskDB(db)), models=models,
-        registry=registry,
+        use_llm=use_llm,
         approvals=[ApprovalPolicy("publish_article", approval_node="publish_approval",
                                   when=lambda args: args["audience"] > approval_audience,
                                   description=f"more than {approval_audience:,} readers")],
     )
-    for name in AGENTS:
-        workflow.agent(registry.get(name if use_llm else f"{name}_rules"), node=name)
+    for spec in load_specs(SPECS):
+        workflow.agent(spec)
     return workflow.approval("publish_approval").node("desk_chief", desk_chief).transitions(TRANSITIONS)
 
 
