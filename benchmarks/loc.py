@@ -29,26 +29,63 @@ def docstring_lines(source: str) -> set[int]:
     return lines
 
 
-def python_code_lines(source: str) -> int:
+def python_code_line_numbers(source: str) -> set[int]:
+    """The numbers of the lines that hold code."""
     docs = docstring_lines(source)
     code: set[int] = set()
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type in NOT_CODE:
             continue
         code.update(line for line in range(token.start[0], token.end[0] + 1) if line not in docs)
-    return len(code)
+    return code
 
 
-def yaml_code_lines(source: str) -> int:
+def yaml_code_line_numbers(source: str) -> set[int]:
     """Lines that are not blank or comments (a block scalar's lines are the prompt's text)."""
-    return sum(1 for line in source.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    return {n for n, line in enumerate(source.splitlines(), 1)
+            if line.strip() and not line.lstrip().startswith("#")}
+
+
+def code_line_numbers(path: Path) -> set[int]:
+    source = Path(path).read_text()
+    if Path(path).suffix in (".yaml", ".yml"):
+        return yaml_code_line_numbers(source)
+    return python_code_line_numbers(source)
 
 
 def code_lines(path: Path) -> int:
-    source = Path(path).read_text()
-    if Path(path).suffix in (".yaml", ".yml"):
-        return yaml_code_lines(source)
-    return python_code_lines(source)
+    """Code lines of a Python or YAML file."""
+    return len(code_line_numbers(path))
+
+
+def python_code_lines(source: str) -> int:
+    return len(python_code_line_numbers(source))
+
+
+def lines_of(path: Path, names: set[str]) -> set[int]:
+    """Line numbers of a Python file's top-level definitions and assignments named ``names``."""
+    spans: set[int] = set()
+    for node in ast.parse(Path(path).read_text()).body:
+        targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if getattr(node, "name", None) in names or set(targets) & names:
+            spans.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return spans
+
+
+def yaml_block_lines(path: Path, key: str) -> set[int]:
+    """Line numbers of a YAML file's ``key: |`` block scalars (their key line included)."""
+    spans: set[int] = set()
+    indent: int | None = None
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        width = len(line) - len(line.lstrip())
+        if indent is not None and line.strip() and width <= indent:
+            indent = None
+        if line.strip().startswith(f"{key}:"):
+            indent = width
+            spans.add(n)
+        elif indent is not None:
+            spans.add(n)
+    return spans
 
 
 if __name__ == "__main__":
