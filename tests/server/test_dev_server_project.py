@@ -5,6 +5,7 @@ lists it). Also the repository's own langgraph.json serves the publishing desk."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
@@ -46,8 +47,9 @@ async def test_the_readme_project_is_served_and_approved_through_the_sdk(serve, 
         assert db.execute("SELECT issue, audience FROM sent").fetchall() == [
             ("Issue 14, for 90000 readers", 90000)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    listed = subprocess.run([sys.executable, "-P", "-m", "accord.cli.main", "threads", "--json"],
-                            cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    listed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-P", "-m", "accord.cli.main", "threads", "--json"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert thread["thread_id"] in listed.stdout and '"done"' in listed.stdout
 
