@@ -148,7 +148,15 @@ class AgentNode:
                                             Step(result.action.approval_node, update))
         if result.handoff_to:
             return self._hand_off(state, result.handoff_to, update)
-        return self.transitions.command(self.name, state, Step(self.return_to, update))
+        return self.transitions.command(self.name, state, Step(self._next_after(result), update))
+
+    def _next_after(self, result: AgentResult) -> str:
+        """Where a result that names no successor goes: back to the router; with no router edge,
+        a completed task ends the run when the agent may end it, else its first declared target."""
+        if (result.status == "completed" and self.return_to != self.transitions.router
+                and self.transitions.table.allows(self.name, END)):
+            return END
+        return self.return_to
 
     def _hand_off(self, state: Mapping[str, Any], wanted: str, update: dict[str, Any]) -> Command:
         """Go to the node the agent chose, checked against the table for this agent.
