@@ -54,15 +54,22 @@ class AgentNode:
     delegates: bool = False
     """The agent declares no successor but the router: a ``handoff_to`` it names is handed on by
     the router, within the router's own table entry."""
+    approval_nodes: frozenset[str] = frozenset()
+    """The graph's approval nodes: coming back from one continues the agent's visit."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         task_id = state.get("active_task") or ""
         task = (state.get("tasks") or {}).get(task_id, {})
         context = state.get("context") or {}
         reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
+        # the agent's visits of this request; a return from an approval continues a visit
+        visit = sum(1 for e in state.get("audit") or ()
+                    if e.get("kind") == "transition" and e.get("target") == self.name
+                    and e.get("node") not in self.approval_nodes)
+        ledger = current_ledger(task_id, scope=f"{self.name}.{visit}")
         reviews = tuple(ReviewedAction.from_dict(r) for r in task.get("reviews") or ())
         return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=current_ledger(task_id),
+                       thread_id=thread_id(), ledger=ledger,
                        successors=tuple(self.runner.successors), reviews=reviews)
 
     def _returned(self, state: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from accord.agents.actions import ApprovalPolicy, ToolBox
-from accord.agents.models import ModelResolver
+from accord.agents.models import ModelResolver, llm_available
 from accord.agents.registry import AgentRegistry
 from accord.agents.runner import AgentRunner
 from accord.agents.spec import AgentSpec
@@ -71,6 +71,7 @@ class Workflow:
         context_merges: Mapping[str, str] | None = None,
         context_ttl: timedelta | None = None,
         lock_wait: float = 0.0,
+        use_llm: bool | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -87,6 +88,9 @@ class Workflow:
         """Shared-context entries older than this expire when the next request starts."""
         self.lock_wait = lock_wait
         """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
+        self.use_llm = llm_available() if use_llm is None else use_llm
+        """Whether LLM agents with a rule-based twin run (else their twins run in their place);
+        by default, whether a model provider is configured (``OPENAI_API_KEY``)."""
         self.source: str | None = None
         """How the workflow was loaded (a catalog name or ``module:factory``), when known:
         the thread index records it, so the CLI can load the graph of any thread."""
@@ -104,11 +108,21 @@ class Workflow:
 
         ``middleware`` is langchain ``AgentMiddleware`` for an LLM agent's own loop (for
         example ``PIIMiddleware`` or ``ToolCallLimitMiddleware``); it runs before accord's gate.
+        An LLM agent with a rule-based twin (``rules``) falls back to it, and is replaced by it
+        when the workflow runs without LLMs (``use_llm``).
         """
         name = node or spec.id
         self._check_new(name)
         for item in middleware:
             _check_async(name, item)
+        twin = spec.twin()
+        if twin is not None:
+            if twin.id not in self.registry:
+                self.registry.register(twin)
+            if not self.use_llm:
+                spec = twin
+            elif spec.fallback is None:
+                spec = spec.model_copy(update={"fallback": twin.id})
         if spec.id not in self.registry:
             self.registry.register(spec)
         self._agents[name] = spec
@@ -217,7 +231,8 @@ class Workflow:
             # Model retries run inside the agent (ModelRetryMiddleware); timeout and fallback
             # run inside the node, so the drawing holds exactly the declared edges.
             node = AgentNode(name, runner, moves, self._return_to(name), fallback,
-                             delegates=not successors and self.router_name in dests(name))
+                             delegates=not successors and self.router_name in dests(name),
+                             approval_nodes=frozenset(self._approvals))
             graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():
             approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
