@@ -13,15 +13,21 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, err, fail, guarded, out
-from accord.cli.render import LiveView, audit_table
+from accord.cli.render import LiveView, audit_table, hops_text
 from accord.cli.session import RunOutcome, Session, tasks_of
 from accord.errors import AccordError
 from accord.graphs.approval import parse_decision
 from accord.graphs.catalog import CATALOG, load_workflow
 from accord.records import ThreadStatus
+from accord.resilience.escalation import parse_answer
 
 
 def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
+    if payload.get("type") == "escalation":
+        choice = Prompt.ask("reply / reject", choices=["reply", "reject"], console=err)
+        if choice == "reply":
+            return {"decision": "reply", "reply": Prompt.ask("reply", console=err), "by": by}
+        return {"decision": "reject", "reason": Prompt.ask("reason", console=err), "by": by}
     choice = Prompt.ask("approve / reject / edit", choices=["approve", "reject", "edit"], console=err)
     if choice == "approve":
         return {"decision": "approve", "by": by}
@@ -89,15 +95,19 @@ def resume(
     approve: bool = typer.Option(False, "--approve", help="Approve the pending action"),
     reject: str = typer.Option(None, "--reject", metavar="REASON", help="Reject it, with a reason"),
     edit: str = typer.Option(None, "--edit", metavar="JSON", help="Approve with edited arguments"),
+    reply: str = typer.Option(None, "--reply", metavar="TEXT",
+                              help="Answer a task escalated to a person, with this reply"),
     by: str = typer.Option(None, "--by", help="Who decides (default: current user)"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
     no_input: bool = typer.Option(False, "--no-input"),
     graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
 ) -> None:
-    """Answer a pending approval, or (without a decision) continue a thread cut short by a crash."""
+    """Answer a pending approval or escalation, or (without a decision) continue a thread cut
+    short by a crash."""
     chosen = [name for name, on in (("--approve", approve), ("--reject", reject is not None),
-                                     ("--edit", edit is not None)) if on]
+                                     ("--edit", edit is not None), ("--reply", reply is not None))
+              if on]
     if len(chosen) > 1:
         fail(f"choose one of {', '.join(chosen)}")
     who = by or getpass.getuser()
@@ -113,6 +123,8 @@ def resume(
             except json.JSONDecodeError as exc:
                 fail(f"--edit is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})")
             decision = parse_decision({"decision": "edit", "args": args, "by": who}).model_dump(exclude_none=True)
+        elif reply is not None:
+            decision = parse_answer({"decision": "reply", "reply": reply, "by": who}).model_dump(exclude_none=True)
     except AccordError as exc:
         fail(str(exc))
     view = LiveView(err if as_json else out, enabled=not as_json)
@@ -128,7 +140,8 @@ def resume(
     refused = (outcome.interrupt or {}).get("error") if outcome.status == "interrupted" else None
     if decision is not None and refused:
         # the engine asked again: the decision was not used, the approval still waits
-        fail(f"{refused}; the approval still waits")
+        waits = "the escalation" if outcome.interrupt.get("type") == "escalation" else "the approval"
+        fail(f"{refused}; {waits} still waits")
 
 
 @app.command()
@@ -153,7 +166,7 @@ def threads(
     table = Table("thread", "graph", "status", "updated", "pending / error")
     for row in rows:
         pending = row["pending"] or {}
-        what = f"{pending.get('action')} {json.dumps(pending.get('args'))}" if pending else ""
+        what = f"{pending.get('action')} {json.dumps(pending.get('args', pending.get('query')))}" if pending else ""
         table.add_row(row["thread_id"], row["graph"] or "", row["status"],
                       row["updated_at"][:19], what or (row["error"] or ""))
     out.print(table)
@@ -196,10 +209,10 @@ def show(
         out.print(f"[red]{outcome.error}[/]", highlight=False)
     for message in values.get("messages", []):
         out.print(f"  [dim]{message.type}[/] {getattr(message, 'name', None) or ''}: {message.text}", highlight=False)
-    table = Table("task", "agent", "status", "result", title="tasks")
+    table = Table("task", "agent", "status", "result", "hops [cause failed/calls]", title="tasks")
     for task in tasks:
         table.add_row((task.get("id") or "")[:12], task.get("agent") or "", task.get("status") or "",
-                      (task.get("result") or "")[:70])
+                      (task.get("result") or "")[:70], hops_text(task))
     out.print(table)
     out.print(audit_table(audit))
     out.print(f"{len(history)} checkpoints; next: {', '.join(outcome.next) or '-'}")
@@ -229,7 +242,7 @@ def agents(
         data = {
             "agents": [{"id": s.id, "version": s.version, "kind": s.kind, "purpose": s.purpose,
                         "responsibilities": list(s.responsibilities), "priority": s.priority,
-                        "fallback": s.fallback} for s in registry.latest()],
+                        "fallback": [str(h) for h in s.fallback]} for s in registry.latest()],
             "owners": {r: s.id for r, s in owners.items()},
         }
         out.print_json(json.dumps(data))

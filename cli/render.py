@@ -37,16 +37,36 @@ def event_line(event: dict[str, Any]) -> str | None:
     if kind is AuditKind.TRANSITION:
         return f"[dim]step  {node} {ARROW} {event['target']} (hop {event.get('hop')})[/]"
     if kind is AuditKind.HUMAN_DECISION:
-        return f"[magenta]human[/] {event['decision']} by {event.get('by')} {event.get('reason') or ''}".rstrip()
+        said = event.get("reason") or (_short(event["reply"]) if event.get("reply") else "")
+        return f"[magenta]human[/] {event['decision']} by {event.get('by')} {said}".rstrip()
     if kind is AuditKind.FALLBACK:
-        return f"[red]fallback[/] {event['agent']} failed ({_short(event['error'])}); {event['fallback']} takes over"
+        return f"[red]fallback[/] {fallback_text(event)}"
+    if kind is AuditKind.ATTEMPT_FAILED:
+        then = (f"retrying" + (f" in {event['wait']:.1f}s" if event.get("wait") else "")
+                if event.get("retried") else "not retried")
+        model = f" {event['model']}" if event.get("model") else ""
+        return (f"[yellow]retry[/] {event.get('agent')}{model} attempt {event.get('attempt')} "
+                f"failed ({_short(event.get('error'), 70)}); {then}")
     if kind is AuditKind.AGENT_FAILED:
-        return f"[red]failed[/] {event['agent']}: {_short(event['error'])}"
+        cause = f" [{event['cause']}]" if event.get("cause") else ""
+        return f"[red]failed[/] {event['agent']}{cause}: {_short(event['error'])}"
     if kind in (AuditKind.ILLEGAL_TRANSITION, AuditKind.WRITE_REJECTED, AuditKind.GUARDRAIL,
                 AuditKind.ESCALATED, AuditKind.INPUT_REFUSED, AuditKind.RUN_FAILED):
         details = {k: v for k, v in event.items() if k not in ("kind", "at")}
         return f"[red]{kind}[/] {_short(details, 120)}"
     return None
+
+
+def _who(agent: Any, model: Any) -> str:
+    return f"{agent} ({model})" if model else str(agent)
+
+
+def fallback_text(event: dict[str, Any]) -> str:
+    """One hop of a fallback chain: who failed, why, who takes over."""
+    cause = f"{event['cause']}: " if event.get("cause") else ""
+    return (f"{_who(event.get('agent'), event.get('model'))} failed "
+            f"({cause}{_short(event.get('error'))}); "
+            f"{_who(event.get('fallback'), event.get('fallback_model'))} takes over")
 
 
 class LiveView:
@@ -71,6 +91,9 @@ class LiveView:
     def approval(self, payload: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        if payload.get("type") == "escalation":
+            self.escalation(payload)
+            return
         body = "\n".join(
             [
                 f"agent:  {payload.get('agent')}",
@@ -81,6 +104,28 @@ class LiveView:
             + ([f"[red]last answer rejected: {payload['error']}[/]"] if payload.get("error") else [])
         )
         self.console.print(Panel(body, title=f"approval needed at {payload.get('approval_node')}"))
+
+
+    def escalation(self, payload: dict[str, Any]) -> None:
+        lines = [f"agent:   {payload.get('agent')}", f"request: {payload.get('query')}",
+                 f"reason:  {payload.get('reason')}"]
+        lines += [f"hop {h.get('index')}: {_who(h.get('agent'), h.get('model'))} "
+                  f"[{h.get('cause')}] {_short(h.get('error'), 80)}"
+                  for h in payload.get("hops") or []]
+        if payload.get("error"):
+            lines.append(f"[red]last answer rejected: {payload['error']}[/]")
+        self.console.print(Panel("\n".join(lines),
+                                 title=f"a person is asked to answer at {payload.get('node')}"))
+
+
+def hops_text(task: dict[str, Any]) -> str:
+    """A task's hops along its fallback chain, one short line."""
+    hops = task.get("hops") or []
+    if len(hops) <= 1 and not any(h.get("failures") for h in hops):
+        return ""
+    return " → ".join(f"{_who(h.get('agent'), h.get('model') if h.get('kind') == 'model' else None)}"
+                      f"[{h.get('cause') or 'ok'} {h.get('failures', 0)}/{h.get('calls', 0)}]"
+                      for h in hops)
 
 
 def audit_table(events: list[AuditEvent]) -> Table:
