@@ -108,11 +108,11 @@ def chain_of(value: Any) -> tuple[FallbackHop, ...]:
 
 def cause_of(error: BaseException) -> HopCause:
     """The cause a failed hop is recorded with."""
-    from accord.resilience.transient import is_transient
+    from accord.resilience.transient import is_timeout, is_transient
 
     if isinstance(error, BreakerOpen):
         return HopCause.BREAKER_OPEN
-    if isinstance(error, TimeoutError):
+    if is_timeout(error):
         return HopCause.TIMEOUT
     if isinstance(error, HumanDeclined):
         return HopCause.DECLINED
