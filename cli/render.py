@@ -7,6 +7,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -46,7 +47,7 @@ def event_line(event: dict[str, Any]) -> str | None:
                 if event.get("retried") else "not retried")
         model = f" {event['model']}" if event.get("model") else ""
         return (f"[yellow]retry[/] {event.get('agent')}{model} attempt {event.get('attempt')} "
-                f"failed ({_short(event.get('error'), 70)}); {then}")
+                f"failed ({escape(_short(event.get('error'), 70))}); {then}")
     if kind is AuditKind.AGENT_FAILED:
         cause = f" [{event['cause']}]" if event.get("cause") else ""
         return f"[red]failed[/] {event['agent']}{cause}: {_short(event['error'])}"
@@ -64,7 +65,7 @@ def _who(agent: Any, model: Any) -> str:
 def fallback_text(event: dict[str, Any]) -> str:
     """One hop of a fallback chain: who failed, why, who takes over."""
     cause = f"{event['cause']}: " if event.get("cause") else ""
-    return (f"{_who(event.get('agent'), event.get('model'))} failed "
+    return escape(f"{_who(event.get('agent'), event.get('model'))} failed "
             f"({cause}{_short(event.get('error'))}); "
             f"{_who(event.get('fallback'), event.get('fallback_model'))} takes over")
 
@@ -107,10 +108,11 @@ class LiveView:
 
 
     def escalation(self, payload: dict[str, Any]) -> None:
-        lines = [f"agent:   {payload.get('agent')}", f"request: {payload.get('query')}",
-                 f"reason:  {payload.get('reason')}"]
-        lines += [f"hop {h.get('index')}: {_who(h.get('agent'), h.get('model'))} "
-                  f"[{h.get('cause')}] {_short(h.get('error'), 80)}"
+        lines = [escape(f"agent:   {payload.get('agent')}"),
+                 escape(f"request: {payload.get('query')}"),
+                 escape(f"reason:  {payload.get('reason')}")]
+        lines += [escape(f"hop {h.get('index')}: {_who(h.get('agent'), h.get('model'))} "
+                         f"[{h.get('cause')}] {_short(h.get('error'), 80)}")
                   for h in payload.get("hops") or []]
         if payload.get("error"):
             lines.append(f"[red]last answer rejected: {payload['error']}[/]")
@@ -123,9 +125,9 @@ def hops_text(task: dict[str, Any]) -> str:
     hops = task.get("hops") or []
     if len(hops) <= 1 and not any(h.get("failures") for h in hops):
         return ""
-    return " → ".join(f"{_who(h.get('agent'), h.get('model') if h.get('kind') == 'model' else None)}"
+    return escape(" → ".join(f"{_who(h.get('agent'), h.get('model') if h.get('kind') == 'model' else None)}"
                       f"[{h.get('cause') or 'ok'} {h.get('failures', 0)}/{h.get('calls', 0)}]"
-                      for h in hops)
+                      for h in hops))
 
 
 def audit_table(events: list[AuditEvent]) -> Table:
