@@ -62,3 +62,18 @@ def test_readme_handoff_example_runs(tmp_path: Path) -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["billing done", "[('intake', 'legal')]", "triage done"]
+
+
+def test_readme_fallback_chain_example_runs(tmp_path: Path) -> None:
+    section = README.split("## Failure handling", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "chains.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[('lookup', 'transient'), ('lookup_rules', 'error')]",
+        "It ships today.",
+        "[('lookup', 'transient'), ('lookup_rules', 'error'), ('human', None)]",
+    ]
