@@ -6,9 +6,9 @@ import asyncio
 import contextvars
 import json
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 

@@ -43,7 +43,7 @@ def event_line(event: dict[str, Any]) -> str | None:
     if kind is AuditKind.FALLBACK:
         return f"[red]fallback[/] {fallback_text(event)}"
     if kind is AuditKind.ATTEMPT_FAILED:
-        then = (f"retrying" + (f" in {event['wait']:.1f}s" if event.get("wait") else "")
+        then = ("retrying" + (f" in {event['wait']:.1f}s" if event.get("wait") else "")
                 if event.get("retried") else "not retried")
         model = f" {event['model']}" if event.get("model") else ""
         return (f"[yellow]retry[/] {event.get('agent')}{model} attempt {event.get('attempt')} "
@@ -62,12 +62,14 @@ def _who(agent: Any, model: Any) -> str:
     return f"{agent} ({model})" if model else str(agent)
 
 
-def fallback_text(event: dict[str, Any]) -> str:
-    """One hop of a fallback chain: who failed, why, who takes over."""
+def fallback_text(event: dict[str, Any], *, done: bool = False) -> str:
+    """One hop of a fallback chain: who failed, why, who takes over (``done``: the run's
+    summary, with the whole error)."""
     cause = f"{event['cause']}: " if event.get("cause") else ""
     return escape(f"{_who(event.get('agent'), event.get('model'))} failed "
-            f"({cause}{_short(event.get('error'))}); "
-            f"{_who(event.get('fallback'), event.get('fallback_model'))} takes over")
+            f"({cause}{event.get('error') if done else _short(event.get('error'))}); "
+            f"{_who(event.get('fallback'), event.get('fallback_model'))} "
+            f"{'took' if done else 'takes'} over")
 
 
 class LiveView:

@@ -135,7 +135,7 @@ class AgentNode:
         if handoff.ledger is not None and any(k.kind is HopKind.HUMAN for k in self.chain):
             # a resume re-runs the node: the hops tried before the person was asked are not
             # tried again, and their events are the ones recorded then
-            recorded, saved = await handoff.ledger.arecall(self._chain_key(handoff))
+            recorded, saved = await handoff.ledger.arecall(self._chain_key(state, handoff))
             if recorded:
                 hops = [Hop.from_dict(h) for h in saved["hops"]]
                 audit = list(saved["audit"])
@@ -144,7 +144,7 @@ class AgentNode:
             link = links[index]
             if link.kind is HopKind.HUMAN:
                 if handoff.ledger is not None and not recorded:
-                    await handoff.ledger.arecord(self._chain_key(handoff), CHAIN_TOOL, {
+                    await handoff.ledger.arecord(self._chain_key(state, handoff), CHAIN_TOOL, {
                         "hops": [h.as_dict() for h in hops], "audit": audit})
                     recorded = True
                 tried = self._ask_human(index, handoff, hops)
@@ -160,8 +160,10 @@ class AgentNode:
         assert error is not None
         return await self._exhausted(state, handoff, error, hops, audit)
 
-    def _chain_key(self, handoff: Handoff) -> str:
-        return f"{handoff.task_id}:{self.name}:chain"
+    def _chain_key(self, state: Mapping[str, Any], handoff: Handoff) -> str:
+        """The ledger key of this visit's chain (the hop count tells a later visit of the same
+        task to this node from a re-run of this one)."""
+        return f"{handoff.task_id}:{self.name}:{state.get('hops') or 0}:chain"
 
     def _fallback_event(self, handoff: Handoff, failed: Hop, to: Link, index: int) -> dict[str, Any]:
         return audit_event(AuditKind.FALLBACK, node=self.name, agent=failed.agent,

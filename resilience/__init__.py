@@ -11,6 +11,7 @@
   in front of an agent call).
 """
 
+from accord.resilience.attempts import Attempt, AttemptLog, attempts
 from accord.resilience.breaker import (
     Breaker,
     BreakerOpen,
@@ -19,7 +20,6 @@ from accord.resilience.breaker import (
     BreakerStore,
     MemoryBreakers,
 )
-from accord.resilience.attempts import Attempt, AttemptLog, attempts
 from accord.resilience.breaker_sql import BreakerTableCorrupt, SqlBreakers, breakers_for
 from accord.resilience.escalation import (
     EscalationAnswer,
