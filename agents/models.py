@@ -91,6 +91,13 @@ class ModelResolver:
             return os.environ.get(f"ACCORD_MODEL_{ref.upper()}", self.tiers[ref])
         return ref
 
+    def call_bound(self, ref: str) -> float | None:
+        """Seconds accord bounds one call of ``ref`` by when an agent's spec says nothing: none
+        for a model it builds (its request timeout is the bound), ``request_timeout`` for an
+        injected one."""
+        injected = ref in self.models or "*" in self.models
+        return self.request_timeout if injected else None
+
     def __call__(self, ref: str) -> BaseChatModel:
         if ref in self.models:
             return self.models[ref]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextvars import ContextVar
 from typing import Any
 
@@ -61,13 +64,34 @@ def action_key(handoff: Handoff, tool: str, args: dict[str, Any]) -> str:
     return idempotency_key(handoff.thread_id, handoff.task_id, tool, canonical)
 
 
-class ToolCalls:
-    """The tools a rule-based agent may use, gated by approval policy, with a call log."""
+def tool_timed_out(tool: str, seconds: float) -> TimeoutError:
+    return TimeoutError(f"tool {tool} gave no answer within {seconds:g}s")
 
-    def __init__(self, toolbox: ToolBox, allowed: tuple[str, ...], handoff: Handoff) -> None:
+
+def bounded(seconds: float | None, tool: str, fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a thread of its own, waited for at most ``seconds`` (a tool that does not
+    answer in time raises ``TimeoutError``; its thread is left to finish on its own)."""
+    if seconds is None:
+        return fn()
+    pool = ThreadPoolExecutor(1, thread_name_prefix=f"accord-tool-{tool}")
+    try:
+        return pool.submit(contextvars.copy_context().run, fn).result(timeout=seconds)
+    except FutureTimeout:
+        raise tool_timed_out(tool, seconds) from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+class ToolCalls:
+    """The tools a rule-based agent may use, gated by approval policy, with a call log; each
+    call bounded by ``timeout`` seconds."""
+
+    def __init__(self, toolbox: ToolBox, allowed: tuple[str, ...], handoff: Handoff,
+                 timeout: float | None = None) -> None:
         self._toolbox = toolbox
         self._allowed = allowed
         self._handoff = handoff
+        self._timeout = timeout
         self.log: list[dict[str, Any]] = []
 
     def gate(self, tool: str, args: dict[str, Any], *, why: str = "") -> ProposedAction | None:
@@ -95,7 +119,8 @@ class ToolCalls:
         review = self._handoff.review(key=key)
         if review is not None:
             return self._reviewed(review, args)
-        result = self._toolbox.run(tool, args, key=key, ledger=self._handoff.ledger)
+        result = bounded(self._timeout, tool, lambda: self._toolbox.run(
+            tool, args, key=key, ledger=self._handoff.ledger))
         self.log.append({"tool": tool, "args": args, "result": result})
         return result
 
@@ -137,9 +162,11 @@ class ApprovalGateMiddleware(AgentMiddleware):
     may run get an idempotency key, so a re-run after a crash is a no-op.
     """
 
-    def __init__(self, toolbox: ToolBox) -> None:
+    def __init__(self, toolbox: ToolBox, tool_timeout: float | None = None) -> None:
         super().__init__()
         self.toolbox = toolbox
+        self.tool_timeout = tool_timeout
+        """Seconds one tool call may take."""
 
     def _prepare(self, request: Any) -> tuple[Any, str, ToolMessage | None]:
         """The request to run, its key, and an answer when a policy holds the call.
@@ -205,7 +232,14 @@ class ApprovalGateMiddleware(AgentMiddleware):
         if (ledger := _HANDOFF.get().ledger) is not None and \
                 not self.toolbox.reads_only(request.tool_call["name"]):
             await ledger.asettle()  # what the agent read is written before it acts
-        result = await handler(request)
+        bound = asyncio.timeout(self.tool_timeout)
+        try:
+            async with bound:
+                result = await handler(request)
+        except TimeoutError:
+            if bound.expired():
+                raise tool_timed_out(request.tool_call["name"], self.tool_timeout) from None
+            raise
         if (ledger := _HANDOFF.get().ledger) is not None and self._recordable(result):
             name = request.tool_call["name"]
             await ledger.arecord(key, name, result.content,
@@ -251,7 +285,7 @@ class AgentRunner:
 
     # rule-based -----------------------------------------------------------------------
     def _run_rules(self, handoff: Handoff) -> AgentResult:
-        calls = ToolCalls(self.toolbox, self.spec.tools, handoff)
+        calls = ToolCalls(self.toolbox, self.spec.tools, handoff, self.spec.tool_bound)
         result = self.spec.handler(handoff, calls)
         if not isinstance(result, AgentResult):
             raise TypeError(f"handler of {self.spec.id} returned {type(result).__name__}")
@@ -287,8 +321,10 @@ class AgentRunner:
             checkpointer=False,
             middleware=[
                 *self.middleware,
-                ApprovalGateMiddleware(self.toolbox),
+                ApprovalGateMiddleware(self.toolbox, self.spec.tool_bound),
                 ProviderRetryMiddleware(
+                    timeout=self.spec.model_timeout or self.models.call_bound(
+                        self.spec.model or "small"),
                     max_retries=self.spec.retry.max_attempts - 1,
                     retry_on=is_transient,  # a 4xx or a validation error fails the same again
                     initial_delay=self.spec.retry.initial_interval,
@@ -349,6 +385,17 @@ class AgentRunner:
         return messages
 
     # public -------------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str | None:
+        """The model the agent runs on (``provider:model``), for an LLM agent."""
+        return self.models.resolve_name(self.spec.model) if self.spec.kind == "llm" else None
+
+    def on_model(self, model: str) -> AgentRunner:
+        """The same agent on another model (a fallback hop), with no chain of its own."""
+        spec = self.spec.model_copy(update={"model": model, "fallback": ()})
+        return AgentRunner(spec, self.toolbox, self.models, self.middleware,
+                           successors=self.successors)
+
     async def arun(self, handoff: Handoff, transcript: Sequence[dict[str, Any]] = ()) -> AgentResult:
         """Run the agent on a handoff (rule handlers run in a worker thread).
 

@@ -19,9 +19,15 @@ from pydantic import (
 
 from accord.errors import AccordError
 from accord.resilience.breaker import BreakerSpec
+from accord.resilience.fallback import FallbackHop, chain_of
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+
+STEP_TIMEOUT = 300.0
+"""Seconds an agent's whole call may take (its retries included) when its spec says nothing."""
+TOOL_TIMEOUT = 60.0
+"""Seconds one tool call may take when the agent's spec says nothing."""
 
 
 class SpecError(AccordError):
@@ -89,12 +95,21 @@ class AgentSpec(BaseModel):
     """Shared-context keys handed to the agent."""
     writes: tuple[str, ...] = ()
     """Shared-context keys the agent owns and may write."""
-    fallback: str | None = None
-    """Id of the agent that takes over when this one fails."""
+    fallback: tuple[FallbackHop, ...] = ()
+    """Who takes the task over, in order, when this agent times out, fails after its retries
+    or its breaker is open: the agent on another model, another agent, a human
+    (``accord.resilience.fallback``). One agent id is a chain of one."""
     retry: RetrySpec = RetrySpec()
-    """Retry policy for the agent's node."""
+    """Retries on transient errors: of each model call (LLM agents) or of the whole call
+    (rule-based agents)."""
     timeout: float | None = Field(None, gt=0)
-    """Seconds the agent's whole call may take, its retries included (every entry point)."""
+    """Seconds the agent's whole call may take, its retries included (``STEP_TIMEOUT`` when
+    unset)."""
+    model_timeout: float | None = Field(None, gt=0)
+    """Seconds one model call may take, each attempt on its own (the model resolver's request
+    timeout when unset)."""
+    tool_timeout: float | None = Field(None, gt=0)
+    """Seconds one tool call may take (``TOOL_TIMEOUT`` when unset)."""
     breaker: BreakerSpec | None = None
     """Circuit breakers for the agent and its model provider (none when unset)."""
 
@@ -104,6 +119,11 @@ class AgentSpec(BaseModel):
         if not _IDENT.match(value):
             raise ValueError(f"agent id {value!r} must be lower_snake_case")
         return value
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _chain(cls, value: Any) -> tuple[FallbackHop, ...]:
+        return chain_of(value)
 
     @field_validator("version")
     @classmethod
@@ -138,6 +158,16 @@ class AgentSpec(BaseModel):
                          tools=self.tools, reads=self.reads, writes=self.writes,
                          input_schema=self.input_schema, output_schema=self.output_schema,
                          timeout=self.timeout)
+
+    @property
+    def step_timeout(self) -> float:
+        """The bound of the agent's whole call."""
+        return self.timeout if self.timeout is not None else STEP_TIMEOUT
+
+    @property
+    def tool_bound(self) -> float:
+        """The bound of one of its tool calls."""
+        return self.tool_timeout if self.tool_timeout is not None else TOOL_TIMEOUT
 
     @property
     def key(self) -> str:

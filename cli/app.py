@@ -122,10 +122,11 @@ def emit(outcome: RunOutcome, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(outcome.as_dict(), default=str))
     else:
+        from accord.cli.render import fallback_text
+
         for fallback in outcome.fallbacks:
-            out.print(f"[red]fallback[/] {fallback.get('agent')} failed "
-                      f"({fallback.get('error')}); {fallback.get('fallback')} answered",
-                      highlight=False)
+            out.print(f"[red]fallback[/] {fallback_text(fallback, done=True)}", highlight=False,
+                      soft_wrap=True)
         style = {"done": "green", "interrupted": "yellow", "failed": "red"}.get(outcome.status, "white")
         out.print(f"[bold]{outcome.thread_id}[/] [{style}]{outcome.status}[/]", highlight=False)
         if outcome.error:

@@ -13,12 +13,20 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, err, fail, guarded, out
-from accord.cli.render import LiveView, actions_of, approval_panel, audit_table, pending_line
+from accord.cli.render import (
+    LiveView,
+    actions_of,
+    approval_panel,
+    audit_table,
+    hops_text,
+    pending_line,
+)
 from accord.cli.session import RunOutcome, Session, tasks_of
 from accord.errors import AccordError
 from accord.graphs.catalog import CATALOG, load_workflow
 from accord.graphs.hitl import ALL_DECISIONS, parse_decision
 from accord.records import ThreadStatus
+from accord.resilience.escalation import parse_answer
 
 
 def _ask_one(request: dict[str, Any], allowed: list[str], by: str, many: bool) -> dict[str, Any]:
@@ -46,7 +54,13 @@ def _ask_one(request: dict[str, Any], allowed: list[str], by: str, many: bool) -
 
 
 def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
-    """The decisions on an approval, one per held action (LangChain's ``{"decisions": [...]}``)."""
+    """The decisions on an approval, one per held action (LangChain's ``{"decisions": [...]}``);
+    for a task escalated to a person, the person's reply or refusal."""
+    if payload.get("type") == "escalation":
+        choice = Prompt.ask("reply / reject", choices=["reply", "reject"], console=err)
+        if choice == "reply":
+            return {"decision": "reply", "reply": Prompt.ask("reply", console=err), "by": by}
+        return {"decision": "reject", "reason": Prompt.ask("reason", console=err), "by": by}
     held = actions_of(payload)
     decisions = [_ask_one(request, list(config.get("allowed_decisions") or ALL_DECISIONS), by,
                           len(held) > 1) for request, config in held]
@@ -109,17 +123,21 @@ def resume(
                                 help="Answer the agent in place of the tool (it does not run)"),
     decisions: str = typer.Option(None, "--decisions", metavar="JSON",
                                   help='LangChain\'s {"decisions": [...]}, one per held action'),
+    reply: str = typer.Option(None, "--reply", metavar="TEXT",
+                              help="Answer a task escalated to a person, with this reply"),
     by: str = typer.Option(None, "--by", help="Who decides (default: current user)"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
     no_input: bool = typer.Option(False, "--no-input"),
     graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
 ) -> None:
-    """Answer a pending approval, or (without a decision) continue a thread cut short by a crash."""
+    """Answer a pending approval or escalation, or (without a decision) continue a thread cut
+    short by a crash."""
     chosen = [name for name, on in (("--approve", approve), ("--reject", reject is not None),
                                      ("--edit", edit is not None),
                                      ("--respond", respond is not None),
-                                     ("--decisions", decisions is not None)) if on]
+                                     ("--decisions", decisions is not None),
+                                     ("--reply", reply is not None)) if on]
     if len(chosen) > 1:
         fail(f"choose one of {', '.join(chosen)}")
     who = by or getpass.getuser()
@@ -146,6 +164,8 @@ def resume(
             if not isinstance(given, dict) or not isinstance(given.get("decisions"), list):
                 fail('--decisions must be {"decisions": [...]} or a list of decisions')
             decision = {**given, "by": given.get("by") or who}
+        elif reply is not None:
+            decision = parse_answer({"decision": "reply", "reply": reply, "by": who}).model_dump(exclude_none=True)
     except AccordError as exc:
         fail(str(exc))
     view = LiveView(err if as_json else out, enabled=not as_json)
@@ -161,7 +181,8 @@ def resume(
     refused = (outcome.interrupt or {}).get("error") if outcome.status == "interrupted" else None
     if decision is not None and refused:
         # the engine asked again: the decision was not used, the approval still waits
-        fail(f"{refused}; the approval still waits")
+        waits = "the escalation" if outcome.interrupt.get("type") == "escalation" else "the approval"
+        fail(f"{refused}; {waits} still waits")
 
 
 @app.command()
@@ -185,7 +206,10 @@ def threads(
         return
     table = Table("thread", "graph", "status", "updated", "pending / error")
     for row in rows:
-        what = pending_line(row["pending"]) if row["pending"] else ""
+        pending = row["pending"] or {}
+        what = pending_line(pending) if pending else ""
+        if pending and not what and pending.get("type") == "escalation":
+            what = f"escalated: {pending.get('query')}"
         table.add_row(row["thread_id"], row["graph"] or "", row["status"],
                       row["updated_at"][:19], what or (row["error"] or ""))
     out.print(table)
@@ -230,10 +254,10 @@ def show(
         out.print(approval_panel(outcome.interrupt))
     for message in values.get("messages", []):
         out.print(f"  [dim]{message.type}[/] {getattr(message, 'name', None) or ''}: {message.text}", highlight=False)
-    table = Table("task", "agent", "status", "result", title="tasks")
+    table = Table("task", "agent", "status", "result", "hops [cause failed/calls]", title="tasks")
     for task in tasks:
         table.add_row((task.get("id") or "")[:12], task.get("agent") or "", task.get("status") or "",
-                      (task.get("result") or "")[:70])
+                      (task.get("result") or "")[:70], hops_text(task))
     out.print(table)
     out.print(audit_table(audit))
     out.print(f"{len(history)} checkpoints; next: {', '.join(outcome.next) or '-'}")
@@ -263,7 +287,7 @@ def agents(
         data = {
             "agents": [{"id": s.id, "version": s.version, "kind": s.kind, "purpose": s.purpose,
                         "responsibilities": list(s.responsibilities), "priority": s.priority,
-                        "fallback": s.fallback} for s in registry.latest()],
+                        "fallback": [str(h) for h in s.fallback]} for s in registry.latest()],
             "owners": {r: s.id for r, s in owners.items()},
         }
         out.print_json(json.dumps(data))

@@ -7,6 +7,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -38,17 +39,38 @@ def event_line(event: dict[str, Any]) -> str | None:
         return f"[dim]step  {node} {ARROW} {event['target']} (hop {event.get('hop')})[/]"
     if kind is AuditKind.HUMAN_DECISION:
         what = f" {event['tool']}" if event.get("tool") else ""
-        return (f"[magenta]human[/] {event['decision']}{what} by {event.get('by')} "
-                f"{event.get('reason') or ''}").rstrip()
+        said = event.get("reason") or (_short(event["reply"]) if event.get("reply") else "")
+        return f"[magenta]human[/] {event['decision']}{what} by {event.get('by')} {said}".rstrip()
     if kind is AuditKind.FALLBACK:
-        return f"[red]fallback[/] {event['agent']} failed ({_short(event['error'])}); {event['fallback']} takes over"
+        return f"[red]fallback[/] {fallback_text(event)}"
+    if kind is AuditKind.ATTEMPT_FAILED:
+        then = ("retrying" + (f" in {event['wait']:.1f}s" if event.get("wait") else "")
+                if event.get("retried") else "not retried")
+        model = f" {event['model']}" if event.get("model") else ""
+        return (f"[yellow]retry[/] {event.get('agent')}{model} attempt {event.get('attempt')} "
+                f"failed ({escape(_short(event.get('error'), 70))}); {then}")
     if kind is AuditKind.AGENT_FAILED:
-        return f"[red]failed[/] {event['agent']}: {_short(event['error'])}"
+        cause = f" [{event['cause']}]" if event.get("cause") else ""
+        return f"[red]failed[/] {event['agent']}{cause}: {_short(event['error'])}"
     if kind in (AuditKind.ILLEGAL_TRANSITION, AuditKind.WRITE_REJECTED, AuditKind.GUARDRAIL,
                 AuditKind.ESCALATED, AuditKind.INPUT_REFUSED, AuditKind.RUN_FAILED):
         details = {k: v for k, v in event.items() if k not in ("kind", "at")}
         return f"[red]{kind}[/] {_short(details, 120)}"
     return None
+
+
+def _who(agent: Any, model: Any) -> str:
+    return f"{agent} ({model})" if model else str(agent)
+
+
+def fallback_text(event: dict[str, Any], *, done: bool = False) -> str:
+    """One hop of a fallback chain: who failed, why, who takes over (``done``: the run's
+    summary, with the whole error)."""
+    cause = f"{event['cause']}: " if event.get("cause") else ""
+    return escape(f"{_who(event.get('agent'), event.get('model'))} failed "
+            f"({cause}{event.get('error') if done else _short(event.get('error'))}); "
+            f"{_who(event.get('fallback'), event.get('fallback_model'))} "
+            f"{'took' if done else 'takes'} over")
 
 
 class LiveView:
@@ -73,7 +95,22 @@ class LiveView:
     def approval(self, payload: dict[str, Any]) -> None:
         if not self.enabled:
             return
+        if payload.get("type") == "escalation":
+            self.escalation(payload)
+            return
         self.console.print(approval_panel(payload))
+
+    def escalation(self, payload: dict[str, Any]) -> None:
+        lines = [escape(f"agent:   {payload.get('agent')}"),
+                 escape(f"request: {payload.get('query')}"),
+                 escape(f"reason:  {payload.get('reason')}")]
+        lines += [escape(f"hop {h.get('index')}: {_who(h.get('agent'), h.get('model'))} "
+                         f"[{h.get('cause')}] {_short(h.get('error'), 80)}")
+                  for h in payload.get("hops") or []]
+        if payload.get("error"):
+            lines.append(f"[red]last answer rejected: {payload['error']}[/]")
+        self.console.print(Panel("\n".join(lines),
+                                 title=f"a person is asked to answer at {payload.get('node')}"))
 
 
 def actions_of(payload: dict[str, Any] | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -112,6 +149,16 @@ def approval_panel(payload: dict[str, Any]) -> Panel:
     if len(held) > 1:
         title += f" ({len(held)} actions)"
     return Panel("\n".join(lines), title=title)
+
+
+def hops_text(task: dict[str, Any]) -> str:
+    """A task's hops along its fallback chain, one short line."""
+    hops = task.get("hops") or []
+    if len(hops) <= 1 and not any(h.get("failures") for h in hops):
+        return ""
+    return escape(" → ".join(f"{_who(h.get('agent'), h.get('model') if h.get('kind') == 'model' else None)}"
+                      f"[{h.get('cause') or 'ok'} {h.get('failures', 0)}/{h.get('calls', 0)}]"
+                      for h in hops))
 
 
 def audit_table(events: list[AuditEvent]) -> Table:

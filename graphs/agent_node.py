@@ -1,9 +1,12 @@
 """The agent node: runs an agent on a query-only handoff and turns its result into a checked step.
 
 The agent gets the task and the shared-context keys its spec declares it reads, nothing else;
-it may write only the keys it owns. Its spec's timeout bounds the call; when the agent fails
-(or times out) its declared fallback takes over, and the fallback is recorded with its cause
-(an ``fallback`` audit event), never silent. Interrupts, the hop budget and a lost thread
+it may write only the keys it owns. Its spec bounds the call (``step_timeout``); when the agent
+times out, fails after its retries, or its breaker is open, the task moves along its fallback
+chain (the agent on another model, another agent, a person through an interrupt), each hop
+recorded in the task's record and as a ``fallback`` audit event with its cause, never silent.
+When the chain is exhausted the task fails with the cause (``agent_failed``), after
+``accord.resilience.fallback.task_exhausted``. Interrupts, the hop budget and a lost thread
 (``WriterFenced``) pass through untouched.
 """
 
@@ -11,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from langchain.agents.middleware._retry import calculate_delay
 from langchain_core.messages import AIMessage
+from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END
 from langgraph.types import Command
@@ -27,12 +32,28 @@ from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
+from accord.resilience.attempts import AttemptLog, attempts
 from accord.resilience.breaker import BreakerOpen
 from accord.resilience.breaker_sql import BreakerTableCorrupt
+from accord.resilience.escalation import EscalationRequest, ask_human
+from accord.resilience.fallback import (
+    HUMAN,
+    ExhaustedHook,
+    Exhaustion,
+    Hop,
+    HopKind,
+    HumanDeclined,
+    cause_of,
+    task_exhausted,
+)
 from accord.resilience.gate import CallGate
+from accord.resilience.transient import is_transient
 
 PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded, WriterFenced)
 """Interrupts, the hop budget and a lost thread are never swallowed by a fallback."""
+
+CHAIN_TOOL = "__fallback_chain__"
+"""How the hops tried before a person was asked are named in the tool ledger."""
 
 _STATUS = {
     "completed": TaskStatus.COMPLETED,
@@ -40,6 +61,39 @@ _STATUS = {
     "needs_approval": TaskStatus.AWAITING_APPROVAL,
     "handoff": TaskStatus.IN_PROGRESS,
 }
+
+
+@dataclass(frozen=True)
+class Link:
+    """One way to do a node's task: its agent, the agent on another model, another agent, or a
+    person (no runner)."""
+
+    kind: HopKind
+    """Who it is."""
+    runner: AgentRunner | None = None
+    """What runs it (None for a person)."""
+
+    @property
+    def agent(self) -> str:
+        return self.runner.spec.id if self.runner is not None else HUMAN
+
+    @property
+    def model(self) -> str | None:
+        return self.runner.model_name if self.runner is not None else None
+
+
+@dataclass
+class _Tried:
+    """How one hop went."""
+
+    hop: Hop
+    result: AgentResult | None = None
+    error: BaseException | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".strip()
 
 
 @dataclass
@@ -50,12 +104,16 @@ class AgentNode:
     runner: AgentRunner
     transitions: Transitions
     return_to: str
-    fallback: AgentRunner | None = None
+    chain: tuple[Link, ...] = ()
+    """The fallback chain, in order, after the agent itself."""
     delegates: bool = False
     """The agent declares no successor but the router: a ``handoff_to`` it names is handed on by
     the router, within the router's own table entry."""
     approval_nodes: frozenset[str] = frozenset()
     """The graph's approval nodes: coming back from one continues the agent's visit."""
+    on_exhausted: ExhaustedHook | None = None
+    """Called (after :func:`~accord.resilience.fallback.task_exhausted` logs it) when a task's
+    chain is exhausted."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         task_id = state.get("active_task") or ""
@@ -80,6 +138,10 @@ class AgentNode:
             return pending
         return None
 
+    @property
+    def links(self) -> tuple[Link, ...]:
+        return (Link(HopKind.PRIMARY, self.runner), *self.chain)
+
     async def __call__(self, state: dict[str, Any]) -> Command:
         returned = self._returned(state)
         if returned is not None:
@@ -90,57 +152,168 @@ class AgentNode:
                 return self.transitions.command(self.name, state, Step(node, {
                     "pending": {**returned, "approval_node": node}}))
         handoff = self.handoff(state)
-        runner, fallback = self.runner, self.fallback
-        if returned is not None and fallback is not None and returned.get("agent") == fallback.spec.id:
-            runner, fallback = fallback, None  # the fallback proposed it: it gets the decision
-        transcript = tuple(returned.get("transcript") or ()) if returned is not None else ()
-        spec = runner.spec
-        model = runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
-        gate = CallGate.open(node=self.name, agent=spec.id, task_id=handoff.task_id,
-                             spec=spec.breaker, model=model)
-        command = await self._call(state, handoff, gate, runner, fallback, transcript)
-        return gate.noted(command) if gate is not None else command
+        links = self.links
+        hops: list[Hop] = []
+        audit: list[dict[str, Any]] = []
+        recorded = False
+        start, transcript = 0, ()
+        if returned is not None:  # the decisions go to the hop whose agent proposed the actions
+            start = next((i for i, link in enumerate(links) if link.runner is not None
+                          and link.agent == returned.get("agent")), 0)
+            transcript = tuple(returned.get("transcript") or ())
+        elif handoff.ledger is not None and any(k.kind is HopKind.HUMAN for k in self.chain):
+            # a resume re-runs the node: the hops tried before the person was asked are not
+            # tried again, and their events are the ones recorded then
+            recorded, saved = await handoff.ledger.arecall(self._chain_key(state, handoff))
+            if recorded:
+                hops = [Hop.from_dict(h) for h in saved["hops"]]
+                audit = list(saved["audit"])
+        error: BaseException | None = None
+        for index in range(max(start, len(hops)), len(links)):
+            link = links[index]
+            if link.kind is HopKind.HUMAN:
+                if handoff.ledger is not None and not recorded:
+                    await handoff.ledger.arecord(self._chain_key(state, handoff), CHAIN_TOOL, {
+                        "hops": [h.as_dict() for h in hops], "audit": audit})
+                    recorded = True
+                tried = self._ask_human(index, handoff, hops)
+            else:
+                tried = await self._try(link, index, handoff, transcript if index == start else ())
+            audit.extend(tried.audit)
+            hops.append(tried.hop)
+            if tried.error is None and tried.result is not None:
+                return self.settle(state, tried.result, link.runner, audit, hops)
+            error = tried.error
+            if index + 1 < len(links):
+                audit.append(self._fallback_event(handoff, tried.hop, links[index + 1], index + 1))
+        assert error is not None
+        return await self._exhausted(state, handoff, error, hops, audit)
 
-    async def _call(self, state: dict[str, Any], handoff: Handoff, gate: CallGate | None,
-                    runner: AgentRunner, fallback: AgentRunner | None,
-                    transcript: tuple[dict[str, Any], ...]) -> Command:
-        timeout = runner.spec.timeout
-        try:
-            if gate is not None:
-                await gate.enter()  # an open breaker: straight to the fallback, no call made
-            async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
-                result = await (runner.arun(handoff, transcript=transcript)
-                                if transcript and runner.spec.kind == "llm"
-                                else runner.arun(handoff))
-            if gate is not None:
-                await gate.exit(ok=True)
-            return self.settle(state, result, runner)
-        except PASS_THROUGH:
-            raise
-        except Exception as error:  # the declared fallback takes over, else the error path
-            if isinstance(error, TimeoutError):
-                error = TimeoutError(f"{runner.spec.id} took longer than {timeout:g}s")
-            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt):
-                await gate.exit(ok=False, error=error)
-            if fallback is None:
-                return self._failed(state, error, runner)
+    def _chain_key(self, state: Mapping[str, Any], handoff: Handoff) -> str:
+        """The ledger key of this visit's chain (the hop count tells a later visit of the same
+        task to this node from a re-run of this one)."""
+        return f"{handoff.task_id}:{self.name}:{state.get('hops') or 0}:chain"
+
+    def _fallback_event(self, handoff: Handoff, failed: Hop, to: Link, index: int) -> dict[str, Any]:
+        return audit_event(AuditKind.FALLBACK, node=self.name, agent=failed.agent,
+                           model=failed.model, fallback=to.agent, fallback_model=to.model,
+                           to=to.kind.value, hop=index, task_id=handoff.task_id,
+                           cause=failed.cause.value if failed.cause else None, error=failed.error)
+
+    async def _try(self, link: Link, index: int, handoff: Handoff,
+                   transcript: tuple[dict[str, Any], ...] = ()) -> _Tried:
+        """One hop by an agent: its breaker, its bound, its retries."""
+        assert link.runner is not None
+        runner = link.runner
+        spec = runner.spec
+        model = runner.model_name
+        gate = CallGate.open(node=self.name, agent=spec.id, task_id=handoff.task_id,
+                             spec=spec.breaker, model=model,
+                             of_agent=link.kind is not HopKind.MODEL)
+        timeout = spec.step_timeout
+        result: AgentResult | None = None
+        error: BaseException | None = None
+        with attempts(spec.id, model) as log:
             try:
-                result = await fallback.arun(handoff)
+                if gate is not None:
+                    await gate.enter()  # an open breaker: on along the chain, no call made
+                bound = asyncio.timeout(timeout)
+                try:
+                    async with bound:  # no extra task, unlike wait_for
+                        result = await self._run(runner, handoff, log, transcript)
+                except TimeoutError:
+                    if bound.expired():
+                        raise TimeoutError(f"{spec.id} took longer than {timeout:g}s") from None
+                    raise
+                if gate is not None:
+                    await gate.exit(ok=True)
             except PASS_THROUGH:
                 raise
-            except Exception as second:
-                return self._failed(state, second, fallback)
-            note = audit_event(AuditKind.FALLBACK, node=self.name, agent=runner.spec.id,
-                               fallback=fallback.spec.id, task_id=handoff.task_id,
-                               error=f"{type(error).__name__}: {error}")
-            return self.settle(state, result, fallback, note)
+            except Exception as exc:
+                error = exc
+                if gate is not None and not isinstance(exc, BreakerOpen | BreakerTableCorrupt):
+                    await gate.exit(ok=False, error=exc)
+        events = [*(gate.events if gate is not None else ()),
+                  *(audit_event(AuditKind.ATTEMPT_FAILED, node=self.name,
+                                task_id=handoff.task_id, **a.as_dict()) for a in log.failures)]
+        hop = Hop(index, link.kind, spec.id, model,
+                  cause_of(error) if error is not None else None,
+                  _error_text(error) if error is not None else None,
+                  log.calls, len(log.failures))
+        return _Tried(hop, result, error, events)
 
-    def settle(self, state: Mapping[str, Any], result: AgentResult, runner: AgentRunner,
-               note: dict[str, Any] | None = None) -> Command:
-        spec = runner.spec
+    @staticmethod
+    async def _run(runner: AgentRunner, handoff: Handoff, log: AttemptLog,
+                   transcript: tuple[dict[str, Any], ...] = ()) -> AgentResult:
+        """The agent's call; a rule-based agent's call is retried on transient errors (an LLM
+        agent retries each model call instead). ``transcript`` continues an LLM agent's loop
+        with the decisions on the calls it held."""
+        if runner.spec.kind != "rules":
+            return await runner.arun(handoff, transcript=transcript)
+        retry = runner.spec.retry
+        for number in range(1, retry.max_attempts + 1):
+            try:
+                result = await runner.arun(handoff)
+            except PASS_THROUGH:
+                raise
+            except Exception as exc:
+                again = number < retry.max_attempts and is_transient(exc)
+                wait = calculate_delay(number - 1, backoff_factor=retry.backoff_factor,
+                                       initial_delay=retry.initial_interval, max_delay=60.0,
+                                       jitter=True) if again else None
+                log.failed(number, exc, retried=again, wait=wait)
+                if not again:
+                    raise
+                if wait:
+                    await asyncio.sleep(wait)
+                continue
+            log.ok(number)
+            return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _ask_human(self, index: int, handoff: Handoff, hops: list[Hop]) -> _Tried:
+        """The person's hop: an interrupt a human answers (``accord resume``)."""
+        last = hops[-1] if hops else None
+        reason = f"{last.cause.value}: {last.error}" if last and last.cause else "escalated"
+        answer = ask_human(EscalationRequest(
+            node=self.name, agent=self.runner.spec.id, task_id=handoff.task_id,
+            query=handoff.query, reason=reason, hops=[h.as_dict() for h in hops]))
+        event = audit_event(AuditKind.HUMAN_DECISION, node=self.name, task_id=handoff.task_id,
+                            agent=HUMAN, decision=answer.decision, by=answer.by or "unknown",
+                            reason=answer.reason, reply=answer.reply)
+        if answer.decision == "reply":
+            hop = Hop(index, HopKind.HUMAN, HUMAN, calls=1)
+            return _Tried(hop, AgentResult(answer.reply or ""), None, [event])
+        declined = HumanDeclined(f"{answer.by or 'the person asked'} declined: {answer.reason}")
+        hop = Hop(index, HopKind.HUMAN, HUMAN, None, cause_of(declined), _error_text(declined),
+                  1, 1)
+        return _Tried(hop, None, declined, [event])
+
+    async def _exhausted(self, state: Mapping[str, Any], handoff: Handoff, error: BaseException,
+                         hops: list[Hop], audit: list[dict[str, Any]]) -> Command:
+        """Every hop failed: hand the task to :func:`task_exhausted`, then fail it."""
+        try:
+            checkpoint = get_config().get("configurable", {}).get("checkpoint_id")
+        except RuntimeError:
+            checkpoint = None
+        spec = self.runner.spec
+        failures = tuple({k: v for k, v in e.items() if k not in ("id", "kind", "at")}
+                         for e in audit if e.get("kind") == AuditKind.ATTEMPT_FAILED)
+        await task_exhausted(Exhaustion(
+            thread_id=handoff.thread_id, task_id=handoff.task_id, node=self.name, agent=spec.id,
+            version=spec.version, query=handoff.query, context=dict(handoff.context),
+            hops=tuple(hops), error=_error_text(error), checkpoint_id=checkpoint,
+            attempts=failures), self.on_exhausted)
+        return self._failed(state, error, hops, audit)
+
+    def settle(self, state: Mapping[str, Any], result: AgentResult, runner: AgentRunner | None,
+               audit: list[dict[str, Any]] | None = None, hops: list[Hop] | None = None) -> Command:
+        """The step for a result of ``runner`` (None: a person's reply), after ``audit``."""
+        spec = runner.spec if runner is not None else self.runner.spec
+        agent = spec.id if runner is not None else HUMAN
         task_id = state.get("active_task") or ""
         context = state.get("context") or {}
-        audit: list[dict[str, Any]] = [note] if note else []
+        audit = list(audit or [])
         errors: list[dict[str, Any]] = []
         writes: dict[str, Any] = {}
         for key, value in result.writes.items():
@@ -159,8 +332,10 @@ class AgentNode:
         update: dict[str, Any] = {
             "tasks": {task_id: {"status": _STATUS[result.status].value, "updated_at": utcnow(),
                                 "result": result.reply, "output": result.output,
-                                "handoff_to": result.handoff_to}},
-            "outputs": {self.name: {"agent": spec.id, "version": spec.version, "kind": spec.kind,
+                                "handoff_to": result.handoff_to,
+                                "hops": [h.as_dict() for h in hops or ()]}},
+            "outputs": {self.name: {"agent": agent, "version": spec.version,
+                                    "kind": spec.kind if runner is not None else HUMAN,
                                     "status": result.status, "reply": result.reply,
                                     "output": result.output}},
             "audit": audit,
@@ -213,22 +388,26 @@ class AgentNode:
             task["agent"] = target
         return self.transitions.command(self.name, state, Step(target, update))
 
-    def _failed(self, state: Mapping[str, Any], error: BaseException, runner: AgentRunner) -> Command:
-        """The task failed (no fallback, or the fallback failed too): the error path."""
+    def _failed(self, state: Mapping[str, Any], error: BaseException, hops: list[Hop],
+                audit: list[dict[str, Any]]) -> Command:
+        """The chain is exhausted: the task failed with the cause; the run takes the error path."""
         task_id = state.get("active_task") or ""
-        message = f"{type(error).__name__}: {error}".strip()
+        message = _error_text(error)
+        last = hops[-1] if hops else None
+        agent = last.agent if last is not None else self.runner.spec.id
+        cause = last.cause.value if last is not None and last.cause else None
         target = self.transitions.error_node or self.return_to
         update: dict[str, Any] = {
             "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
-                                "result": message}},
-            "errors": [{"at": utcnow(), "node": self.name, "agent": runner.spec.id,
-                        "error": message}],
-            "audit": [audit_event(AuditKind.AGENT_FAILED, node=self.name, agent=runner.spec.id,
-                                  task_id=task_id, error=message)],
+                                "result": message, "hops": [h.as_dict() for h in hops]}},
+            "errors": [{"at": utcnow(), "node": self.name, "agent": agent, "error": message}],
+            "audit": [*audit, audit_event(AuditKind.AGENT_FAILED, node=self.name, agent=agent,
+                                          task_id=task_id, error=message, cause=cause,
+                                          hops=len(hops))],
         }
         if self._returned(state) is not None:
             update["pending"] = None
         return self.transitions.command(self.name, state, Step(target, update))
 
 
-__all__ = ["PASS_THROUGH", "AgentNode"]
+__all__ = ["CHAIN_TOOL", "PASS_THROUGH", "AgentNode", "Link"]

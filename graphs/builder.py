@@ -22,13 +22,14 @@ from accord.agents.registry import AgentRegistry
 from accord.agents.runner import AgentRunner
 from accord.agents.spec import AgentSpec
 from accord.engine.graph import AccordGraph, EngineSettings
-from accord.graphs.agent_node import AgentNode
+from accord.graphs.agent_node import AgentNode, Link
 from accord.graphs.approval import ApprovalNode
 from accord.graphs.errors import NodeContractError, WorkflowBuildError
 from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
 from accord.guardrails.base import InputGuardrail, MaxInputLength
+from accord.resilience.fallback import ExhaustedHook, HopKind, chain_of
 
 NodeFn = Callable[[dict[str, Any]], Step] | Callable[[dict[str, Any]], Awaitable[Step]]
 
@@ -72,6 +73,7 @@ class Workflow:
         context_ttl: timedelta | None = None,
         lock_wait: float = 0.0,
         use_llm: bool | None = None,
+        on_exhausted: ExhaustedHook | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -91,6 +93,9 @@ class Workflow:
         self.use_llm = llm_available() if use_llm is None else use_llm
         """Whether LLM agents with a rule-based twin run (else their twins run in their place);
         by default, whether a model provider is configured (``OPENAI_API_KEY``)."""
+        self.on_exhausted = on_exhausted
+        """Called with an ``accord.resilience.Exhaustion`` when a task's whole fallback chain
+        failed (after ``accord.resilience.task_exhausted`` logs it)."""
         self.source: str | None = None
         """How the workflow was loaded (a catalog name or ``module:factory``), when known:
         the thread index records it, so the CLI can load the graph of any thread."""
@@ -121,8 +126,8 @@ class Workflow:
                 self.registry.register(twin)
             if not self.use_llm:
                 spec = twin
-            elif spec.fallback is None:
-                spec = spec.model_copy(update={"fallback": twin.id})
+            elif not spec.fallback:
+                spec = spec.model_copy(update={"fallback": chain_of(twin.id)})
         if spec.id not in self.registry:
             self.registry.register(spec)
         self._agents[name] = spec
@@ -184,10 +189,14 @@ class Workflow:
                     f"router rule targets {target!r}, which the router may not go to", node=target
                 )
         for name, spec in self._agents.items():
-            if spec.fallback is not None and spec.fallback not in self.registry:
-                raise WorkflowBuildError(
-                    f"agent {name!r} falls back to unknown agent {spec.fallback!r}", node=name
-                )
+            for hop in spec.fallback:
+                if hop.agent is not None and hop.agent not in self.registry:
+                    raise WorkflowBuildError(
+                        f"agent {name!r} falls back to unknown agent {hop.agent!r}", node=name)
+                if hop.model is not None and spec.kind != "llm":
+                    raise WorkflowBuildError(
+                        f"rule-based agent {name!r} cannot fall back to model {hop.model!r}; "
+                        "name another agent or a human", node=name)
         for key, how in self.context_merges.items():
             if how not in CONTEXT_MERGES:
                 raise WorkflowBuildError(
@@ -220,18 +229,14 @@ class Workflow:
                        destinations=dests(self.router_name))
         for name, spec in self._agents.items():
             successors = self._successors(name)
-            fallback = (
-                AgentRunner(self.registry.get(spec.fallback), self.toolbox, self.models,
-                            successors=successors)
-                if spec.fallback
-                else None
-            )
             runner = AgentRunner(spec, self.toolbox, self.models, self._middleware[name],
                                  successors=successors)
-            # Model retries run inside the agent (ModelRetryMiddleware); timeout and fallback
-            # run inside the node, so the drawing holds exactly the declared edges.
-            node = AgentNode(name, runner, moves, self._return_to(name), fallback,
+            # Model retries run inside the agent (ModelRetryMiddleware); timeouts and the
+            # fallback chain run inside the node, so the drawing holds exactly the declared edges.
+            node = AgentNode(name, runner, moves, self._return_to(name),
+                             self._chain(spec, runner, successors),
                              delegates=not successors and self.router_name in dests(name),
+                             on_exhausted=self.on_exhausted,
                              approval_nodes=frozenset(self._approvals))
             graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():
@@ -241,6 +246,21 @@ class Workflow:
             graph.add_node(name, self._plain(name, fn, moves), destinations=dests(name))
         graph.add_edge(START, self.router_name)
         return graph
+
+    def _chain(self, spec: AgentSpec, runner: AgentRunner,
+               successors: dict[str, str]) -> tuple[Link, ...]:
+        """The links of an agent's fallback chain, in order."""
+        links: list[Link] = []
+        for hop in spec.fallback:
+            if hop.kind is HopKind.MODEL:
+                links.append(Link(HopKind.MODEL, runner.on_model(hop.model or "")))
+            elif hop.kind is HopKind.AGENT:
+                other = self.registry.get(hop.agent or "")
+                links.append(Link(HopKind.AGENT, AgentRunner(other, self.toolbox, self.models,
+                                                             successors=successors)))
+            else:
+                links.append(Link(HopKind.HUMAN))
+        return tuple(links)
 
     def _successors(self, name: str) -> dict[str, str]:
         """The nodes an agent may hand a task to directly (its declared targets other than the

@@ -32,6 +32,7 @@ from accord.graphs.state import (
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience import is_transient, retry_after
+from accord.resilience.attempts import describe_error
 
 Tier = Literal["finish", "rule", "llm", "default", "handoff"]
 
@@ -50,6 +51,8 @@ class RouteDecision:
     """The LLM's confidence, when the LLM tier was consulted."""
     attempts: int = 0
     """Calls made to the LLM tier for this decision (retries included)."""
+    failures: tuple[dict[str, Any], ...] = ()
+    """The LLM tier's failed calls (attempt, error, transient, retried), in order."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -206,8 +209,10 @@ class Router:
         targets, schema, system = self._prepare(allowed)
         prompt = [system, HumanMessage(text)]
         failure: BaseException | None = None
+        failures: list[dict[str, Any]] = []
         attempts = 0
         for attempts in range(1, classifier.max_attempts + 1):  # noqa: B007 - read after the loop
+            last = attempts == classifier.max_attempts
             try:
                 model = self._structured(model_for(classifier.model), schema)
                 raw = await asyncio.wait_for(model.ainvoke(prompt), classifier.timeout)
@@ -215,33 +220,38 @@ class Router:
                 raise
             except TimeoutError:
                 failure = TimeoutError(f"no answer within {classifier.timeout:g}s")
+                failures.append(_failed(attempts, failure, retried=not last))
                 continue
             except Exception as exc:  # provider down, bad answer: retried if transient
                 failure = exc
                 if not is_transient(exc):
+                    failures.append(_failed(attempts, exc, retried=False))
                     break
-                if (wait := retry_after(exc)) and attempts < classifier.max_attempts:
+                wait = retry_after(exc) if not last else None
+                failures.append(_failed(attempts, exc, retried=not last, wait=wait))
+                if wait:
                     await asyncio.sleep(wait)  # the provider said when to come back
                 continue
-            return self._settle(raw, schema, targets, attempts)
-        return self._rejected(failure, attempts)
+            return self._settle(raw, schema, targets, attempts, tuple(failures))
+        return self._rejected(failure, attempts, tuple(failures))
 
-    def _rejected(self, exc: BaseException | None, attempts: int) -> RouteDecision:
+    def _rejected(self, exc: BaseException | None, attempts: int,
+                  failures: tuple[dict[str, Any], ...] = ()) -> RouteDecision:
         text = str(exc).splitlines()[0] if exc is not None and str(exc) else ""
         kind = type(exc).__name__ if exc is not None else "no answer"
         return RouteDecision("default", self.default, f"LLM answer rejected ({kind}): {text}",
-                             attempts=attempts)
+                             attempts=attempts, failures=failures)
 
     def _settle(self, raw: Any, schema: type[BaseModel], targets: Sequence[str],
-                attempts: int) -> RouteDecision:
+                attempts: int, failures: tuple[dict[str, Any], ...] = ()) -> RouteDecision:
         assert self.classifier is not None
         try:
             choice: Any = schema.model_validate(raw if isinstance(raw, dict) else raw.model_dump())
         except (ValidationError, AttributeError) as exc:
-            return self._rejected(exc, attempts)
+            return self._rejected(exc, attempts, failures)
         if choice.target not in targets:  # defence in depth; the Literal already forbids it
             return RouteDecision("default", self.default, f"LLM chose unknown {choice.target!r}",
-                                 attempts=attempts)
+                                 attempts=attempts, failures=failures)
         if choice.confidence < self.classifier.threshold:
             return RouteDecision(
                 "default",
@@ -250,8 +260,17 @@ class Router:
                 f"(suggested {choice.target}: {choice.reason})",
                 choice.confidence,
                 attempts,
+                failures,
             )
-        return RouteDecision("llm", choice.target, choice.reason, choice.confidence, attempts)
+        return RouteDecision("llm", choice.target, choice.reason, choice.confidence, attempts,
+                             failures)
+
+
+def _failed(number: int, error: BaseException, *, retried: bool,
+            wait: float | None = None) -> dict[str, Any]:
+    """One failed call of the router's LLM tier, as its ``attempt_failed`` event records it."""
+    return {"attempt": number, "error": describe_error(error), "transient": is_transient(error),
+            "retried": retried, "wait": wait}
 
 
 def router_node(
@@ -308,7 +327,15 @@ def router_node(
             return transitions.command(name, state, returning(state, request.id, task))
         decision = await router.decide(request.text, state, transitions.table.targets(name),
                                        models)
-        return transitions.command(name, state, opened(state, request.id, request.text, decision))
+        step = opened(state, request.id, request.text, decision)
+        if decision.failures:
+            ref = router.classifier.model if router.classifier is not None else None
+            resolve = getattr(models, "resolve_name", None)
+            model = resolve(ref) if callable(resolve) and ref else ref
+            step.update["audit"][:0] = [
+                audit_event(AuditKind.ATTEMPT_FAILED, node=name, task_id=request.id, agent=name,
+                            model=model, **failure) for failure in decision.failures]
+        return transitions.command(name, state, step)
 
     route.__name__ = name
     return route

@@ -3,11 +3,15 @@
 - `is_transient`, `retry_after`: which failures deserve another attempt, and how long the
   provider asked to wait.
 - `ProviderRetryMiddleware`: langchain's `ModelRetryMiddleware` that also honours `Retry-After`.
+- `FallbackHop`, `Hop`, `HopCause`, `HopKind`, `Exhaustion`, `task_exhausted`: fallback chains
+  (`accord.resilience.fallback`); `EscalationRequest`, `EscalationAnswer`: their human hop.
+- `Attempt`, `attempts`: every call an agent or its model made, recorded per hop.
 - `BreakerSpec`, `BreakerState`, `BreakerOpen`, `breakers_for`: circuit breakers per agent and
   per model provider, shared through the saver's database (`accord.resilience.gate` puts them
   in front of an agent call).
 """
 
+from accord.resilience.attempts import Attempt, AttemptLog, attempts
 from accord.resilience.breaker import (
     Breaker,
     BreakerOpen,
@@ -17,11 +21,38 @@ from accord.resilience.breaker import (
     MemoryBreakers,
 )
 from accord.resilience.breaker_sql import BreakerTableCorrupt, SqlBreakers, breakers_for
+from accord.resilience.escalation import (
+    EscalationAnswer,
+    EscalationRequest,
+    InvalidAnswer,
+    parse_answer,
+)
+from accord.resilience.fallback import (
+    Exhaustion,
+    FallbackHop,
+    Hop,
+    HopCause,
+    HopKind,
+    task_exhausted,
+)
 from accord.resilience.retry import ProviderRetryMiddleware
 from accord.resilience.transient import MAX_RETRY_AFTER, is_transient, retry_after
 
 __all__ = [
     "MAX_RETRY_AFTER",
+    "Attempt",
+    "AttemptLog",
+    "EscalationAnswer",
+    "EscalationRequest",
+    "Exhaustion",
+    "FallbackHop",
+    "Hop",
+    "HopCause",
+    "HopKind",
+    "InvalidAnswer",
+    "attempts",
+    "parse_answer",
+    "task_exhausted",
     "Breaker",
     "BreakerOpen",
     "BreakerSpec",

@@ -61,14 +61,20 @@ class CallGate:
 
     @classmethod
     def open(cls, *, node: str, agent: str, task_id: str, spec: BreakerSpec | None,
-             model: str | None) -> CallGate | None:
-        """The gate of an agent call in the current run, or None (no breaker spec, no saver)."""
+             model: str | None, of_agent: bool = True) -> CallGate | None:
+        """The gate of an agent call in the current run, or None (no breaker spec, no saver).
+
+        ``of_agent=False`` leaves the agent's own breaker out (the agent on another model, a
+        fallback hop, passes its new provider's breaker only)."""
         if spec is None:
             return None
         saver = _run_saver()
         if saver is None:
             return None
-        names = (agent_breaker(agent),) + ((provider_breaker(model),) if model else ())
+        names = ((agent_breaker(agent),) if of_agent else ()) + (
+            (provider_breaker(model),) if model else ())
+        if not names:
+            return None
         return cls(breakers_for(saver), spec, names, node, agent, task_id)
 
     def _event(self, kind: AuditKind, breaker: Breaker, **extra: Any) -> None:

@@ -25,6 +25,10 @@ _TRANSPORT_ERRORS = frozenset({
 """Transport failures of the OpenAI SDK and httpx, by class name (neither is imported here)."""
 
 
+_EMPTY_STREAM = "No generations found in stream"
+"""How langchain-core reports a streamed answer with no chunk in it (a provider fault)."""
+
+
 def _status(error: BaseException) -> int | None:
     status = getattr(error, "status_code", None) or getattr(
         getattr(error, "response", None), "status_code", None)
@@ -42,7 +46,20 @@ def is_transient(error: BaseException) -> bool:
         return error.is_retryable
     if isinstance(error, TimeoutError | ConnectionError | json.JSONDecodeError):
         return True
+    if isinstance(error, ValueError) and str(error).startswith(_EMPTY_STREAM):
+        return True  # langchain-core's word for a stream that ended before its first chunk
     return any(cls.__name__ in _TRANSPORT_ERRORS for cls in type(error).__mro__)
+
+
+_TIMEOUTS = frozenset({"APITimeoutError", "ConnectTimeout", "ReadTimeout", "WriteTimeout",
+                       "PoolTimeout", "TimeoutException"})
+"""Timeouts of the OpenAI SDK and httpx, by class name."""
+
+
+def is_timeout(error: BaseException) -> bool:
+    """Whether ``error`` says a call took longer than its bound."""
+    return isinstance(error, TimeoutError) or any(
+        cls.__name__ in _TIMEOUTS for cls in type(error).__mro__)
 
 
 def retry_after(error: BaseException, *, now: datetime | None = None) -> float | None:

@@ -31,7 +31,7 @@ class FaultKind(StrEnum):
     DROP = "drop"
     """The connection is closed without an answer."""
     MALFORMED = "malformed"
-    """HTTP 200 with a body that is not JSON."""
+    """HTTP 200 with a body that is not JSON (streamed: an event whose data is not JSON)."""
     TRUNCATED = "truncated"
     """The reply starts (stream chunks or part of the body) and the connection closes."""
 

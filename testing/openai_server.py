@@ -278,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload, call_number, fault = self.owner._complete(body)
         if fault is not None and fault.kind in (FaultKind.HANG, FaultKind.DROP,
                                                  FaultKind.MALFORMED):
-            self._act_out(fault)
+            self._act_out(fault, stream=bool(body.get("stream")))
             return
         if status != 200:
             headers = {}
@@ -327,10 +327,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _act_out(self, fault: ProviderFault) -> None:
-        """A fault that sends no proper answer: hang, drop, or a body that is not JSON."""
+    def _act_out(self, fault: ProviderFault, *, stream: bool = False) -> None:
+        """A fault that sends no proper answer: hang, drop, or a body that is not JSON (for a
+        streamed request: an event stream whose first event is not JSON)."""
         if fault.kind is FaultKind.HANG:
             self.owner._stopping.wait()
+        elif fault.kind is FaultKind.MALFORMED and stream:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._write_chunk(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": {"rol\n\n')
+            self._write_chunk(b"data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            return
         elif fault.kind is FaultKind.MALFORMED:
             data = b'{"id": "chatcmpl-broken", "choices": [{"message": {"role": "assis'
             self.send_response(200)

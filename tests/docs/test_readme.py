@@ -178,3 +178,18 @@ def test_readme_own_project_runs_from_the_cli_python_and_its_langgraph_json(tmp_
     small = accord("run", "newsletter", "Issue 15, for 50 readers", "--json")  # the langgraph.json id
     assert '"status": "done"' in small.stdout
     assert sent(project)[-1] == ("Issue 15, for 50 readers", 50)
+
+
+def test_readme_fallback_chain_example_runs(tmp_path: Path) -> None:
+    section = README.split("## Failure handling", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "chains.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[('lookup', 'transient'), ('lookup_rules', 'error')]",
+        "It ships today.",
+        "[('lookup', 'transient'), ('lookup_rules', 'error'), ('human', None)]",
+    ]

@@ -152,9 +152,11 @@ def test_the_cli_shows_a_fallback_in_text_and_json(tmp_path):
     assert "LLM agents" in text.stdout  # the mode line: the LLM agents were configured
     lines = [ln for ln in text.stdout.splitlines() if ln.startswith("fallback ")]
     # shown live as it happens, then in the run's summary with the whole cause
-    assert [ln.split(" (")[0] for ln in lines] == ["fallback tech failed"] * 2, text.stdout
+    assert [ln.split(" failed")[0] for ln in lines] == [
+        "fallback tech (openai:gpt-4o-mini)"] * 2, text.stdout
     assert lines[0].endswith("tech_rules takes over")
-    assert lines[1].endswith("tech_rules answered")
+    assert lines[1].endswith("tech_rules took over")
+    assert "(error: " in lines[1]  # the hop's cause: a 400 is not transient
     assert "400" in lines[1] and "script exhausted at call 2" in lines[1]
 
     with OpenAICompatServer([ROUTE]) as server:

@@ -162,6 +162,10 @@ def test_a_breaker_opens_skips_the_call_and_probes_after_its_cool_down(db_url, p
         assert kinds(third) == [AuditKind.BREAKER_SKIPPED, AuditKind.FALLBACK]
         [fallback] = [e.details() for e in third if e.kind is AuditKind.FALLBACK]
         assert fallback["error"].startswith(f"BreakerOpen: circuit breaker {AGENT_BREAKER}")
+        assert fallback["cause"] == "breaker_open"
+        [task] = [e.details()["task"] for e in third if e.kind is AuditKind.TASK_FINISHED]
+        assert [(h["kind"], h["cause"], h["calls"]) for h in task["hops"]] == [
+            ("primary", "breaker_open", 0), ("agent", None, 1)]
         assert out["outputs"][ANSWER]["agent"] == BACKUP
 
         clock.now += SPEC.cool_down

@@ -192,10 +192,23 @@ def test_a_fault_reaches_the_client_as_the_providers_would(fault, error, stream)
         assert raised.value.response.headers["retry-after"] == "3"
 
 
-def test_a_malformed_body_is_a_json_error() -> None:
-    with OpenAICompatServer([ProviderFault.malformed()]) as server, pytest.raises(
-            json.JSONDecodeError):
-        chat(server).invoke("hi")
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_malformed_body_is_a_json_error_and_transient(stream) -> None:
+    from accord.resilience import is_transient
+
+    with OpenAICompatServer([ProviderFault.malformed(), "after"]) as server:
+        model = chat(server, streaming=stream)
+        with pytest.raises(json.JSONDecodeError) as raised:
+            model.invoke("hi")
+        assert is_transient(raised.value)
+        assert model.invoke("again").content == "after"
+
+
+def test_an_empty_stream_is_transient() -> None:
+    from accord.resilience import is_transient
+
+    assert is_transient(ValueError("No generations found in stream."))
+    assert not is_transient(ValueError("bad request"))
 
 
 def test_a_slow_reply_within_the_timeout_is_answered() -> None:
