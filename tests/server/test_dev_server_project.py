@@ -42,7 +42,7 @@ async def test_the_readme_project_is_served_and_approved_through_the_sdk(serve, 
         async with get_client(url=server.url) as client:
             [thread] = await client.threads.search(limit=5)
             state = await client.threads.get_state(thread["thread_id"])
-        assert state["values"]["messages"][-1]["content"].startswith("send_issue approved by ana")
+        assert state["values"]["messages"][-1]["content"].startswith("sent 'Issue 14")  # the sender's reply
     with sqlite3.connect(project / "sent.db") as db:
         assert db.execute("SELECT issue, audience FROM sent").fetchall() == [
             ("Issue 14, for 90000 readers", 90000)]
@@ -69,9 +69,9 @@ async def test_the_repository_serves_the_publishing_desk(serve, tmp_path: Path) 
                 "messages": [{"role": "user", "content": story}]})
             state = await client.threads.get_state(thread["thread_id"])
             [waiting] = state["interrupts"] or [i for t in state["tasks"] for i in t["interrupts"]]
-            assert waiting["value"]["args"]["audience"] == 20000
+            assert waiting["value"]["action_requests"][0]["args"]["audience"] == 20000
             done = await client.runs.wait(thread["thread_id"], "desk", command={
                 "resume": {"decision": "approve", "by": "ed"}})
-    assert done["messages"][-1]["content"].startswith("publish_article approved by ed")
+    assert done["messages"][-1]["content"].startswith("Published article #")  # the publisher's reply
     with sqlite3.connect(tmp_path / "desk.db") as db:
         assert db.execute("SELECT audience FROM articles").fetchall() == [(20000,)]
