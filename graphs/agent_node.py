@@ -24,7 +24,7 @@ from accord.agents.ledger import current_ledger
 from accord.agents.runner import AgentRunner
 from accord.checkpoints.errors import WriterFenced
 from accord.graphs.errors import HopBudgetExceeded
-from accord.graphs.state import thread_id
+from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.breaker import BreakerOpen
@@ -56,13 +56,14 @@ class AgentNode:
     the router, within the router's own table entry."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
+        """The envelope its sender stored for this agent, checked against the agent's spec;
+        raises ``HandoffRejected`` (expired, corrupt, unknown version, invalid payload): the
+        agent does not run and the engine dead-letters the handoff."""
+        issuer = self.transitions.handoffs or HandoffIssuer({self.name: self.runner.spec.reads})
         task_id = state.get("active_task") or ""
-        task = (state.get("tasks") or {}).get(task_id, {})
-        context = state.get("context") or {}
-        reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
-        return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=current_ledger(task_id),
-                       successors=tuple(self.runner.successors))
+        return issuer.receive(self.name, self.runner.spec, state,
+                              successors=tuple(self.runner.successors),
+                              ledger=current_ledger(task_id))
 
     async def __call__(self, state: dict[str, Any]) -> Command:
         handoff = self.handoff(state)

@@ -25,6 +25,7 @@ from accord.engine.graph import AccordGraph, EngineSettings
 from accord.graphs.agent_node import AgentNode
 from accord.graphs.approval import ApprovalNode
 from accord.graphs.errors import NodeContractError, WorkflowBuildError
+from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
@@ -71,6 +72,7 @@ class Workflow:
         context_merges: Mapping[str, str] | None = None,
         context_ttl: timedelta | None = None,
         lock_wait: float = 0.0,
+        handoff_ttl: timedelta | float | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -87,6 +89,12 @@ class Workflow:
         """Shared-context entries older than this expire when the next request starts."""
         self.lock_wait = lock_wait
         """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
+        ttl = handoff_ttl.total_seconds() if isinstance(handoff_ttl, timedelta) else handoff_ttl
+        if ttl is not None and ttl <= 0:
+            raise WorkflowBuildError(f"handoff_ttl must be positive, got {handoff_ttl!r}")
+        self.handoff_ttl = ttl
+        """Seconds a handoff envelope may wait before its agent runs it (None: no expiry); an
+        expired one is not run and is dead-lettered."""
         self.source: str | None = None
         """How the workflow was loaded (a catalog name or ``module:factory``), when known:
         the thread index records it, so the CLI can load the graph of any thread."""
@@ -190,8 +198,9 @@ class Workflow:
     # build -------------------------------------------------------------------------------------
     def build(self) -> StateGraph:
         table = self.validate()
+        issuer = HandoffIssuer({n: s.reads for n, s in self._agents.items()}, self.handoff_ttl)
         moves = Transitions(table, self.max_hops, self.error_node, self.router_name,
-                            self.context_merges)
+                            self.context_merges, issuer)
         graph = StateGraph(WorkflowState, input_schema=InputState)
 
         def dests(name: str) -> tuple[str, ...]:

@@ -6,6 +6,10 @@
 - `BreakerSpec`, `BreakerState`, `BreakerOpen`, `breakers_for`: circuit breakers per agent and
   per model provider, shared through the saver's database (`accord.resilience.gate` puts them
   in front of an agent call).
+- `HandoffEnvelope` and its errors (`HandoffExpired`, `HandoffCorrupt`, `HandoffInvalid`,
+  `UnknownHandoffVersion`, all `HandoffRejected`): the versioned handoff an agent receives.
+- `accord.resilience.deadletters`: dead letters (`dead_letter_event` for a node that gives a
+  task up; `letters`, `get`, `retry`, `discard`).
 """
 
 from accord.resilience.breaker import (
@@ -17,11 +21,41 @@ from accord.resilience.breaker import (
     MemoryBreakers,
 )
 from accord.resilience.breaker_sql import BreakerTableCorrupt, SqlBreakers, breakers_for
+from accord.resilience.deadletters import (
+    DeadLetter,
+    DeadLetterNotFound,
+    LetterNotDead,
+    LetterReason,
+    LetterStatus,
+    dead_letter_event,
+)
+from accord.resilience.envelope import (
+    SCHEMA_VERSION,
+    HandoffCorrupt,
+    HandoffEnvelope,
+    HandoffExpired,
+    HandoffInvalid,
+    HandoffRejected,
+    UnknownHandoffVersion,
+)
 from accord.resilience.retry import ProviderRetryMiddleware
 from accord.resilience.transient import MAX_RETRY_AFTER, is_transient, retry_after
 
 __all__ = [
     "MAX_RETRY_AFTER",
+    "SCHEMA_VERSION",
+    "DeadLetter",
+    "DeadLetterNotFound",
+    "HandoffCorrupt",
+    "HandoffEnvelope",
+    "HandoffExpired",
+    "HandoffInvalid",
+    "HandoffRejected",
+    "LetterNotDead",
+    "LetterReason",
+    "LetterStatus",
+    "UnknownHandoffVersion",
+    "dead_letter_event",
     "Breaker",
     "BreakerOpen",
     "BreakerSpec",
