@@ -49,8 +49,9 @@ def list_(
     if not found:
         out.print("no dead letters")
         return
-    table = Table(*(Column(name, no_wrap=True) for name in (
-        "letter", "thread", "node", "reason", "status", "tries", "created")))
+    table = Table(Column("letter", no_wrap=True, min_width=19),
+                  *(Column(name, no_wrap=True) for name in (
+                      "thread", "node", "reason", "status", "tries", "created")))
     for letter in found:
         table.add_row(*_row(letter))
     out.print(table)
