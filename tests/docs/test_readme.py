@@ -62,3 +62,16 @@ def test_readme_handoff_example_runs(tmp_path: Path) -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["billing done", "[('intake', 'legal')]", "triage done"]
+
+
+def test_readme_dead_letter_example_runs(tmp_path: Path) -> None:
+    section = README.split("### Dead letters", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "letters.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "failed ledger ConnectionError: ledger service unreachable"
+    assert lines[1] == "posted done"
