@@ -1,14 +1,15 @@
 """accord.agents: agents as data, the registry, model tiers, LLM and rule-based agents."""
 
 from accord.agents.actions import ApprovalPolicy, ToolBox, read_only
-from accord.agents.handoff import AgentResult, Handoff, ProposedAction
+from accord.agents.handoff import AgentResult, Handoff, ProposedAction, ReviewedAction
 from accord.agents.models import ModelResolver, llm_available
 from accord.agents.registry import AgentRegistry, RegistryError
-from accord.agents.runner import AgentRunner, ToolCalls, ToolNotDeclared
+from accord.agents.runner import ActionRejected, AgentRunner, ToolCalls, ToolNotDeclared
 from accord.agents.spec import AgentSpec, RetrySpec, SpecError, load_specs
 
 __all__ = [
     "read_only",
+    "ActionRejected",
     "AgentRegistry",
     "AgentResult",
     "AgentRunner",
@@ -19,6 +20,7 @@ __all__ = [
     "ProposedAction",
     "RegistryError",
     "RetrySpec",
+    "ReviewedAction",
     "SpecError",
     "ToolBox",
     "ToolCalls",

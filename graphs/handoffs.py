@@ -90,7 +90,8 @@ class HandoffIssuer:
         update["tasks"] = tasks
 
     def receive(self, recipient: str, spec: Any, state: Mapping[str, Any], *,
-                successors: tuple[str, ...] = (), ledger: Any = None) -> HandoffEnvelope:
+                successors: tuple[str, ...] = (), ledger: Any = None,
+                reviews: tuple[Any, ...] = ()) -> HandoffEnvelope:
         """The checked envelope for ``recipient``'s active task; raises ``HandoffRejected``."""
         task_id = state.get("active_task") or ""
         task = (state.get("tasks") or {}).get(task_id) or {}
@@ -109,7 +110,8 @@ class HandoffIssuer:
         except HandoffRejected as rejected:
             rejected.agent, rejected.agent_version = spec.id, spec.version
             raise
-        return envelope.model_copy(update={"successors": successors, "ledger": ledger})
+        return envelope.model_copy(update={"successors": successors, "ledger": ledger,
+                                           "reviews": reviews})
 
 
 __all__ = ["REDELIVER_KEY", "HandoffIssuer"]

@@ -83,6 +83,9 @@ class HandoffEnvelope(BaseModel):
     """The nodes the agent may hand the task to (``AgentResult(handoff_to=...)``); not stored."""
     ledger: Any = Field(None, exclude=True, repr=False)
     """The run's tool ledger (``accord.agents.ledger.Ledger``) on accord's saver; not stored."""
+    reviews: tuple[Any, ...] = Field((), exclude=True)
+    """Held actions of this task a human has decided on, oldest first
+    (``accord.agents.ReviewedAction``; see :meth:`review`); not stored."""
 
     @property
     def query(self) -> str:
@@ -98,6 +101,14 @@ class HandoffEnvelope(BaseModel):
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now > self.expires_at
+
+    def review(self, tool: str | None = None, *, key: str | None = None) -> Any:
+        """The latest decision on a held action of this task: by its idempotency ``key``, or the
+        latest one on ``tool`` (any tool when neither is given); ``None`` when there is none."""
+        for review in reversed(self.reviews):
+            if (key is None or review.key == key) and (tool is None or review.tool == tool):
+                return review
+        return None
 
     def stored(self) -> dict[str, Any]:
         """The JSON value kept in the checkpoint."""
@@ -171,7 +182,7 @@ UPGRADES: dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 }
 """How each accepted schema version becomes the current one."""
 
-_RUNTIME = ("successors", "ledger")
+_RUNTIME = ("successors", "ledger", "reviews")
 
 
 def read_envelope(raw: Any, *, recipient: str, task_id: str) -> HandoffEnvelope:
