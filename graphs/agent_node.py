@@ -29,6 +29,7 @@ from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.breaker import BreakerOpen
 from accord.resilience.breaker_sql import BreakerTableCorrupt
+from accord.resilience.envelope import HANDOFFS_FIELD
 from accord.resilience.gate import CallGate
 
 PASS_THROUGH = (GraphBubbleUp, HopBudgetExceeded, WriterFenced)
@@ -161,7 +162,8 @@ class AgentNode:
         update: dict[str, Any] = {
             "tasks": {task_id: {"status": _STATUS[result.status].value, "updated_at": utcnow(),
                                 "result": result.reply, "output": result.output,
-                                "handoff_to": result.handoff_to}},
+                                "handoff_to": result.handoff_to,
+                                HANDOFFS_FIELD: None}},  # its envelope is used up
             "outputs": {self.name: {"agent": spec.id, "version": spec.version, "kind": spec.kind,
                                     "status": result.status, "reply": result.reply,
                                     "output": result.output}},
@@ -222,7 +224,7 @@ class AgentNode:
         target = self.transitions.error_node or self.return_to
         update: dict[str, Any] = {
             "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
-                                "result": message}},
+                                "result": message, HANDOFFS_FIELD: None}},
             "errors": [{"at": utcnow(), "node": self.name, "agent": runner.spec.id,
                         "error": message}],
             "audit": [audit_event(AuditKind.AGENT_FAILED, node=self.name, agent=runner.spec.id,
