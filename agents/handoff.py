@@ -7,40 +7,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from accord.resilience.envelope import HandoffEnvelope
 
-@dataclass(frozen=True)
-class Handoff:
-    """The query-only handoff an agent receives instead of the whole conversation."""
-
-    task_id: str
-    """Id of the task the agent works on."""
-    query: str
-    """The request, in the user's words."""
-    context: dict[str, Any] = field(default_factory=dict)
-    """Values of the shared-context keys the agent declares it reads."""
-    thread_id: str = ""
-    """The thread the task belongs to (for idempotency keys)."""
-    successors: tuple[str, ...] = ()
-    """The nodes the agent may hand the task to (``AgentResult(handoff_to=...)``)."""
-    ledger: Any = field(default=None, repr=False, compare=False)
-    """The run's tool ledger (``accord.agents.ledger.Ledger``), when it runs on accord's saver."""
-    reviews: tuple[ReviewedAction, ...] = ()
-    """Held actions of this task a human has decided on, oldest first (see :meth:`review`)."""
-
-    def review(self, tool: str | None = None, *, key: str | None = None) -> ReviewedAction | None:
-        """The latest decision on a held action of this task: by its idempotency ``key``, or the
-        latest one on ``tool`` (any tool when neither is given); ``None`` when there is none."""
-        for review in reversed(self.reviews):
-            if (key is None or review.key == key) and (tool is None or review.tool == tool):
-                return review
-        return None
-
-    def render(self) -> str:
-        """The handoff as the text an LLM agent sees."""
-        lines = [f"Task {self.task_id}: {self.query}"]
-        for key, value in sorted(self.context.items()):
-            lines.append(f"context.{key}: {value}")
-        return "\n".join(lines)
+Handoff = HandoffEnvelope
+"""The query-only handoff an agent receives instead of the whole conversation: the versioned
+envelope (``accord.resilience.envelope``) its sender stored, checked on arrival. An agent reads
+``handoff.query``, ``handoff.context``, ``handoff.successors``, ``handoff.task_id``."""
 
 
 @dataclass(frozen=True)

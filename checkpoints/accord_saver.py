@@ -38,6 +38,7 @@ from accord.checkpoints.errors import CheckpointError, CorruptCheckpoint, Writer
 from accord.checkpoints.journal import CLAIM_RULES, Claim, ClaimRule
 from accord.checkpoints.keep_latest import check_strategy
 from accord.checkpoints.ledger import LedgerAccess
+from accord.checkpoints.letters import LetterReason, failure_fields, insert_letter
 from accord.checkpoints.runs import (
     RUN_KEY,
     PendingPut,
@@ -215,16 +216,27 @@ class AccordSaver(LedgerAccess, AuditAccess):
                 if handle.fenced or isinstance(error, WriterFenced):
                     return None
                 end = self._outcome(handle, error)
-                failed_at = self._failed_node(handle) if end.status is ThreadStatus.FAILED else None
+                failed = end.status is ThreadStatus.FAILED
+                failed_at = self._failed_node(handle) if failed else None
+                letter = failure_fields(handle, error, end.error or "", failed_at) if failed else None
 
                 def finish(cur: Any, now: datetime) -> None:
                     if not self.dialect.finish(cur, handle.thread_id, handle.epoch, end.status,
                                                end.pending, end.error, now):
                         handle.fenced = True
                         raise WriterFenced(handle.thread_id, handle.epoch)
-                    if end.status is ThreadStatus.FAILED:
-                        event = audit_event(AuditKind.RUN_FAILED, node=failed_at, error=end.error)
-                        self.dialect.insert_events(cur, handle.thread_id, [(handle.head, event)])
+                    if letter is not None:  # the failed work is kept, with the failure
+                        stored = insert_letter(self.dialect, cur, letter, now)
+                        events = [
+                            audit_event(AuditKind.RUN_FAILED, node=failed_at, error=end.error,
+                                        letter=stored.id),
+                            audit_event(AuditKind.DEAD_LETTERED, node=stored.node,
+                                        agent=stored.agent, task_id=stored.task_id,
+                                        letter=stored.id, reason=stored.reason.value,
+                                        error=stored.error),
+                        ]
+                        self.dialect.insert_events(cur, handle.thread_id,
+                                                   [(handle.head, e) for e in events])
 
                 self._flush(handle, finish, final=True)
                 return end
@@ -267,6 +279,8 @@ class AccordSaver(LedgerAccess, AuditAccess):
             return
         puts = [op for op in ops if isinstance(op, PendingPut)]
         events = self._new_events(handle, puts)
+        parents = {put.checkpoint["id"]: (put.config.get("configurable") or {}).get("checkpoint_id")
+                   for put in puts}
         now = self.clock()
 
         def body(cur: Any) -> None:
@@ -283,6 +297,14 @@ class AccordSaver(LedgerAccess, AuditAccess):
                 else:
                     self._store(cur, op)
             self.dialect.insert_events(cur, handle.thread_id, events)
+            for checkpoint_id, event in events:  # a step's dead letters commit with the step
+                if event.get("kind") == AuditKind.DEAD_LETTERED and isinstance(
+                        event.get("letter"), dict):
+                    insert_letter(self.dialect, cur, {
+                        "reason": LetterReason.EXHAUSTED, **event["letter"],
+                        "thread_id": handle.thread_id, "node": event.get("node"),
+                        "agent": event.get("agent"), "task_id": event.get("task_id"),
+                        "checkpoint_id": parents.get(checkpoint_id) or checkpoint_id}, now)
             if extra is not None:
                 extra(cur, now)
 

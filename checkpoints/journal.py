@@ -7,7 +7,8 @@
   records nothing twice);
 - ``accord_ledger``: the tool ledger, each tool result recorded the moment it exists;
 - ``accord_pii_vault``: the real values behind a thread's PII placeholders
-  (``accord.guardrails.vault``), kept outside the checkpoints and deleted with the thread.
+  (``accord.guardrails.vault``), kept outside the checkpoints and deleted with the thread;
+- ``accord_dead_letters``: work accord could not finish, kept to retry (``letters.py``).
 
 Every function takes an open DB-API cursor inside the caller's transaction; the saver decides
 what goes into one transaction. The SQL is written once with ``%s`` placeholders.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from accord.checkpoints.letters import SQLITE_DDL as LETTERS_DDL
 from accord.checkpoints.runs import RunKind
 from accord.checkpoints.threads import ThreadRecord
 from accord.records import AuditEvent, ThreadStatus
@@ -268,7 +270,8 @@ class Dialect:
     def delete_threads(self, cur: Any, thread_ids: Sequence[str]) -> int:
         clause, param = self.ids(thread_ids)
         deleted = 0
-        for table in ("accord_threads", "accord_audit", "accord_ledger", "accord_pii_vault"):
+        for table in ("accord_threads", "accord_audit", "accord_ledger", "accord_pii_vault",
+                      "accord_dead_letters"):
             cur.execute(self.sql(f"DELETE FROM {table} WHERE thread_id {clause}"), (param,))
             if table == "accord_threads":
                 deleted = cur.rowcount
@@ -315,6 +318,8 @@ class SqliteDialect(Dialect):
             """
         )
         cur.execute(VAULT_DDL)
+        for ddl in LETTERS_DDL:
+            cur.execute(ddl)
         for column in ("error TEXT", "head TEXT", "epoch INTEGER NOT NULL DEFAULT 0",
                        "run_id TEXT", "input TEXT"):
             try:  # databases made before these columns existed

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from accord.checkpoints.journal import _COLUMNS, VAULT_DDL, Claim, ClaimRule, Dialect, dumps
+from accord.checkpoints.letters import POSTGRES_DDL as LETTERS_DDL
 from accord.checkpoints.runs import RunKind
 
 
@@ -54,6 +55,7 @@ class PostgresDialect(Dialect):
             thread_id TEXT NOT NULL, key TEXT NOT NULL, tool TEXT NOT NULL, result TEXT NOT NULL,
             at TIMESTAMPTZ NOT NULL, PRIMARY KEY (thread_id, key))""",
         VAULT_DDL,
+        *LETTERS_DDL,
     )
 
     def fence(self, cur: Any, thread_id: str, epoch: int, head: str | None, input_saved: bool,

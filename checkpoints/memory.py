@@ -40,6 +40,8 @@ class MemoryJournal:
         self.ledger: dict[tuple[str, str], str] = {}
         self.vault: dict[str, dict[str, str]] = {}
         """Thread -> PII placeholder -> real value (``accord.guardrails.vault``)."""
+        self.letters: dict[str, Any] = {}
+        """Dead letters by id (``accord.checkpoints.letters``)."""
 
     def read_thread(self, _cur: Any, thread_id: str) -> ThreadRecord | None:
         return self.threads.get(thread_id)
@@ -126,6 +128,7 @@ class MemoryJournal:
         for thread_id in thread_ids:
             self.events.pop(thread_id, None)
             self.vault.pop(thread_id, None)
+        self.letters = {k: v for k, v in self.letters.items() if v.thread_id not in set(thread_ids)}
         self.ledger = {k: v for k, v in self.ledger.items() if k[0] not in set(thread_ids)}
         return gone
 

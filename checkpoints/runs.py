@@ -136,6 +136,8 @@ class RunHandle:
     """The last root checkpoint this run produced."""
     final: bool = False
     """Whether that checkpoint has no node left to run."""
+    head_values: dict[str, Any] | None = field(default=None, repr=False)
+    """The channel values of that checkpoint (what a dead letter of the run records)."""
     input_saved: bool = False
     """Whether the recorded request has reached a durable checkpoint."""
     fenced: bool = False
@@ -159,6 +161,7 @@ class RunHandle:
         """Hold a checkpoint; True when it must be written now (see the module docstring)."""
         self.pending.append(put)
         self.head = put.checkpoint["id"]
+        self.head_values = put.checkpoint.get("channel_values")
         source = put.metadata.get("source")
         updated = put.checkpoint.get("updated_channels")
         self.final = updated is not None and not (

@@ -296,7 +296,7 @@ def agents(
 
 
 def main() -> None:
-    from accord.cli import health, timetravel  # noqa: F401  (registers health, history, replay, fork, prune)
+    from accord.cli import dlq, health, timetravel  # noqa: F401  (registers dlq, health, history, replay, fork, prune)
 
     try:
         app()

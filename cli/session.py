@@ -142,7 +142,8 @@ class Session:
             "pass --graph file.py:attr or module:attr"
         )
 
-    async def drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate) -> RunOutcome:
+    async def drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate,
+                    configurable: dict[str, Any] | None = None) -> RunOutcome:
         """Run the graph on the thread, showing each step; the outcome as the index records it.
 
         An error the engine raises before the run claims the thread (bad input, a busy thread,
@@ -150,6 +151,7 @@ class Session:
         """
         graph = self.graph(name)
         config = config_for(thread_id)
+        config["configurable"].update(configurable or {})
         before = await self.record(thread_id)
         fallbacks: list[dict[str, Any]] = []
         try:

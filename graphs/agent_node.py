@@ -29,7 +29,7 @@ from accord.agents.ledger import current_ledger
 from accord.agents.runner import AgentRunner
 from accord.checkpoints.errors import WriterFenced
 from accord.graphs.errors import HopBudgetExceeded
-from accord.graphs.state import thread_id
+from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.attempts import AttemptLog, attempts
@@ -46,6 +46,8 @@ from accord.resilience.fallback import (
     cause_of,
     task_exhausted,
 )
+from accord.resilience.deadletters import dead_letter_event
+from accord.resilience.envelope import HANDOFFS_FIELD
 from accord.resilience.gate import CallGate
 from accord.resilience.transient import is_transient
 
@@ -116,19 +118,21 @@ class AgentNode:
     chain is exhausted."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
+        """The envelope its sender stored for this agent, checked against the agent's spec;
+        raises ``HandoffRejected`` (expired, corrupt, unknown version, invalid payload): the
+        agent does not run and the engine dead-letters the handoff."""
+        issuer = self.transitions.handoffs or HandoffIssuer({self.name: self.runner.spec.reads})
         task_id = state.get("active_task") or ""
-        task = (state.get("tasks") or {}).get(task_id, {})
-        context = state.get("context") or {}
-        reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
         # the agent's visits of this request; a return from an approval continues a visit
         visit = sum(1 for e in state.get("audit") or ()
                     if e.get("kind") == "transition" and e.get("target") == self.name
                     and e.get("node") not in self.approval_nodes)
-        ledger = current_ledger(task_id, scope=f"{self.name}.{visit}")
+        task = (state.get("tasks") or {}).get(task_id, {})
         reviews = tuple(ReviewedAction.from_dict(r) for r in task.get("reviews") or ())
-        return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=ledger,
-                       successors=tuple(self.runner.successors), reviews=reviews)
+        return issuer.receive(self.name, self.runner.spec, state,
+                              successors=tuple(self.runner.successors),
+                              ledger=current_ledger(task_id, scope=f"{self.name}.{visit}"),
+                              reviews=reviews)
 
     def _returned(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
         """The held actions this agent proposed for the active task, back from an approval."""
@@ -304,6 +308,11 @@ class AgentNode:
             version=spec.version, query=handoff.query, context=dict(handoff.context),
             hops=tuple(hops), error=_error_text(error), checkpoint_id=checkpoint,
             attempts=failures), self.on_exhausted)
+        # the task is kept as a dead letter, stored with this step (``accord dlq``)
+        audit = [*audit, dead_letter_event(
+            node=self.name, error=error, agent=spec.id, agent_version=spec.version,
+            task_id=handoff.task_id, payload={"query": handoff.query, "hops": [
+                h.as_dict() for h in hops]})]
         return self._failed(state, error, hops, audit)
 
     def settle(self, state: Mapping[str, Any], result: AgentResult, runner: AgentRunner | None,
@@ -333,7 +342,8 @@ class AgentNode:
             "tasks": {task_id: {"status": _STATUS[result.status].value, "updated_at": utcnow(),
                                 "result": result.reply, "output": result.output,
                                 "handoff_to": result.handoff_to,
-                                "hops": [h.as_dict() for h in hops or ()]}},
+                                "hops": [h.as_dict() for h in hops or ()],
+                                HANDOFFS_FIELD: None}},  # its envelope is used up
             "outputs": {self.name: {"agent": agent, "version": spec.version,
                                     "kind": spec.kind if runner is not None else HUMAN,
                                     "status": result.status, "reply": result.reply,
@@ -399,7 +409,8 @@ class AgentNode:
         target = self.transitions.error_node or self.return_to
         update: dict[str, Any] = {
             "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
-                                "result": message, "hops": [h.as_dict() for h in hops]}},
+                                "result": message, "hops": [h.as_dict() for h in hops],
+                                HANDOFFS_FIELD: None}},
             "errors": [{"at": utcnow(), "node": self.name, "agent": agent, "error": message}],
             "audit": [*audit, audit_event(AuditKind.AGENT_FAILED, node=self.name, agent=agent,
                                           task_id=task_id, error=message, cause=cause,

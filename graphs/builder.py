@@ -25,6 +25,7 @@ from accord.engine.graph import AccordGraph, EngineSettings
 from accord.graphs.agent_node import AgentNode, Link
 from accord.graphs.approval import ApprovalNode
 from accord.graphs.errors import NodeContractError, WorkflowBuildError
+from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
@@ -72,6 +73,7 @@ class Workflow:
         context_merges: Mapping[str, str] | None = None,
         context_ttl: timedelta | None = None,
         lock_wait: float = 0.0,
+        handoff_ttl: timedelta | float | None = None,
         use_llm: bool | None = None,
         on_exhausted: ExhaustedHook | None = None,
     ) -> None:
@@ -90,6 +92,12 @@ class Workflow:
         """Shared-context entries older than this expire when the next request starts."""
         self.lock_wait = lock_wait
         """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
+        ttl = handoff_ttl.total_seconds() if isinstance(handoff_ttl, timedelta) else handoff_ttl
+        if ttl is not None and ttl <= 0:
+            raise WorkflowBuildError(f"handoff_ttl must be positive, got {handoff_ttl!r}")
+        self.handoff_ttl = ttl
+        """Seconds a handoff envelope may wait before its agent runs it (None: no expiry); an
+        expired one is not run and is dead-lettered."""
         self.use_llm = llm_available() if use_llm is None else use_llm
         """Whether LLM agents with a rule-based twin run (else their twins run in their place);
         by default, whether a model provider is configured (``OPENAI_API_KEY``)."""
@@ -216,8 +224,9 @@ class Workflow:
     # build -------------------------------------------------------------------------------------
     def build(self) -> StateGraph:
         table = self.validate()
+        issuer = HandoffIssuer({n: s.reads for n, s in self._agents.items()}, self.handoff_ttl)
         moves = Transitions(table, self.max_hops, self.error_node, self.router_name,
-                            self.context_merges)
+                            self.context_merges, issuer)
         graph = StateGraph(WorkflowState, input_schema=InputState)
 
         def dests(name: str) -> tuple[str, ...]:

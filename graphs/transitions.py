@@ -176,6 +176,8 @@ class Transitions:
     router: str | None = None
     """The router's node: a step back to it with a finished task ends the run instead."""
     merges: Mapping[str, str] = field(default_factory=dict)
+    handoffs: Any = None
+    """The workflow's ``HandoffIssuer``: each move into an agent node stores its envelope."""
 
     def command(self, src: str, state: Mapping[str, Any], step: Step) -> Command:
         """Check a proposed step; an undeclared target is recorded and sent to the error path.
@@ -199,6 +201,8 @@ class Transitions:
         if self.max_hops is not None and hops > self.max_hops and not ending:
             raise HopBudgetExceeded(budget=self.max_hops, node=src, target=",".join(targets))
         update["hops"] = HOPS_RESET if reset else 1
+        if self.handoffs is not None:
+            self.handoffs.attach(src, targets, state, update)
         for target in targets:
             audit.append(audit_event(AuditKind.TRANSITION, node=src, target=target, hop=hops))
         # a new request starts the audit window afresh (the log keeps every event)

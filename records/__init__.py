@@ -75,6 +75,8 @@ class AuditKind(StrEnum):
     """The engine refused a request before anything was saved."""
     RUN_FAILED = "run_failed"
     """A run stopped on an error; the thread is ``failed`` with this cause."""
+    DEAD_LETTERED = "dead_lettered"
+    """Work accord could not finish was stored as a dead letter (``letter`` is its id)."""
     BREAKER_OPENED = "breaker_opened"
     """A circuit breaker opened after repeated failures (or a failed probe)."""
     BREAKER_SKIPPED = "breaker_skipped"

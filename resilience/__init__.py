@@ -9,6 +9,10 @@
 - `BreakerSpec`, `BreakerState`, `BreakerOpen`, `breakers_for`: circuit breakers per agent and
   per model provider, shared through the saver's database (`accord.resilience.gate` puts them
   in front of an agent call).
+- `HandoffEnvelope` and its errors (`HandoffExpired`, `HandoffCorrupt`, `HandoffInvalid`,
+  `UnknownHandoffVersion`, all `HandoffRejected`): the versioned handoff an agent receives.
+- `accord.resilience.deadletters`: dead letters (`dead_letter_event` for a node that gives a
+  task up; `letters`, `get`, `retry`, `discard`).
 """
 
 from accord.resilience.attempts import Attempt, AttemptLog, attempts
@@ -35,6 +39,23 @@ from accord.resilience.fallback import (
     HopKind,
     task_exhausted,
 )
+from accord.resilience.deadletters import (
+    DeadLetter,
+    DeadLetterNotFound,
+    LetterNotDead,
+    LetterReason,
+    LetterStatus,
+    dead_letter_event,
+)
+from accord.resilience.envelope import (
+    SCHEMA_VERSION,
+    HandoffCorrupt,
+    HandoffEnvelope,
+    HandoffExpired,
+    HandoffInvalid,
+    HandoffRejected,
+    UnknownHandoffVersion,
+)
 from accord.resilience.retry import ProviderRetryMiddleware
 from accord.resilience.transient import MAX_RETRY_AFTER, is_transient, retry_after
 
@@ -53,6 +74,19 @@ __all__ = [
     "attempts",
     "parse_answer",
     "task_exhausted",
+    "SCHEMA_VERSION",
+    "DeadLetter",
+    "DeadLetterNotFound",
+    "HandoffCorrupt",
+    "HandoffEnvelope",
+    "HandoffExpired",
+    "HandoffInvalid",
+    "HandoffRejected",
+    "LetterNotDead",
+    "LetterReason",
+    "LetterStatus",
+    "UnknownHandoffVersion",
+    "dead_letter_event",
     "Breaker",
     "BreakerOpen",
     "BreakerSpec",

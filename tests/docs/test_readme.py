@@ -193,3 +193,16 @@ def test_readme_fallback_chain_example_runs(tmp_path: Path) -> None:
         "It ships today.",
         "[('lookup', 'transient'), ('lookup_rules', 'error'), ('human', None)]",
     ]
+
+
+def test_readme_dead_letter_example_runs(tmp_path: Path) -> None:
+    section = README.split("### Dead letters", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "letters.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "failed ledger ConnectionError: ledger service unreachable"
+    assert lines[1] == "posted done"
