@@ -19,6 +19,15 @@ from langgraph.config import get_config
 from accord.checkpoints.runs import RUN_KEY, RunHandle
 
 
+DECISION_TOOL = "__decision__"
+"""How a recorded approval decision is named in the tool ledger."""
+
+
+def decision_key(action_key: str) -> str:
+    """The ledger key of the decision on the action with this idempotency key."""
+    return f"{action_key}:decision"
+
+
 @dataclass(frozen=True)
 class Ledger:
     """Recorded tool results of one task of one run."""

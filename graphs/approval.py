@@ -20,15 +20,11 @@ from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox
-from accord.agents.ledger import current_ledger
+from accord.agents.ledger import DECISION_TOOL, current_ledger, decision_key
 from accord.graphs.agent_node import PASS_THROUGH
 from accord.graphs.errors import InvalidResume
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
-
-DECISION_TOOL = "__decision__"
-"""How a recorded approval decision is named in the tool ledger."""
-
 
 class ApprovalRequest(BaseModel):
     """What an approval node shows the human (the ``interrupt()`` payload)."""
@@ -188,7 +184,7 @@ class ApprovalNode:
         )
         task_id = request.task_id
         ledger = current_ledger(task_id)
-        decision = await self.decide(request, f"{pending['idempotency_key']}:decision", ledger)
+        decision = await self.decide(request, decision_key(pending["idempotency_key"]), ledger)
         human = audit_event(AuditKind.HUMAN_DECISION, node=self.name, task_id=task_id,
                             tool=request.action, decision=decision.decision,
                             by=decision.by or "unknown", reason=decision.reason,
@@ -205,12 +201,8 @@ class ApprovalNode:
                                                  key=pending["idempotency_key"], ledger=ledger)
             except PASS_THROUGH:
                 raise
-            except Exception as exc:  # the approved action itself failed: recorded, not lost
-                reply = f"{request.action} was approved but failed: {exc}"
-                human["error"] = str(exc)
-                update["tasks"] = {task_id: {"status": TaskStatus.FAILED.value,
-                                             "updated_at": utcnow(), "result": reply}}
-                update["errors"] = [{"at": utcnow(), "node": self.name, "error": reply}]
+            except Exception as exc:  # the approved action itself failed: the task and the run
+                return self._action_failed(state, request, human, update, exc, ledger)
             else:
                 reply = f"{request.action} approved by {decision.by or 'a reviewer'}: {result}"
                 human["result"] = result
@@ -218,4 +210,25 @@ class ApprovalNode:
                                              "updated_at": utcnow(), "result": reply}}
         update["messages"] = [AIMessage(reply, name=self.name)]
         update["audit"] = [human]
+        return self.transitions.command(self.name, state, Step(self.return_to, update))
+
+    def _action_failed(self, state: dict[str, Any], request: ApprovalRequest,
+                       human: dict[str, Any], update: dict[str, Any], exc: Exception,
+                       ledger: Any) -> Command:
+        """An approved action that failed (a business rule refused it, the tool broke): the task
+        is ``failed`` with the reason, the run ends and the thread is ``failed`` with it, never
+        ``done``. The decision stays recorded; the thread has nothing left to run (continuing
+        it closes it, the task staying failed in its record)."""
+        cause = f"{request.action} was approved but failed: {type(exc).__name__}: {exc}"
+        human["error"] = str(exc)
+        task_id = request.task_id
+        update["tasks"] = {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
+                                     "result": cause}}
+        update["errors"] = [{"at": utcnow(), "node": self.name, "error": cause}]
+        update["messages"] = [AIMessage(cause, name=self.name)]
+        update["audit"] = [human, audit_event(AuditKind.ACTION_FAILED, node=self.name,
+                                              task_id=task_id, tool=request.action,
+                                              error=str(exc))]
+        if ledger is not None:
+            ledger.handle.fail(self.name, cause)
         return self.transitions.command(self.name, state, Step(self.return_to, update))
