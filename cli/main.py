@@ -238,7 +238,11 @@ def agents(
 
 
 def main() -> None:
-    from accord.cli import health, timetravel  # noqa: F401  (registers health, history, replay, fork, prune)
+    from accord.cli import (  # noqa: F401  (registers chaos, health, history, replay, fork, prune)
+        chaos,
+        health,
+        timetravel,
+    )
 
     try:
         app()
