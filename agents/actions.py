@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, StructuredTool
 
 from accord.agents.handoff import ProposedAction
 from accord.agents.ledger import Ledger
@@ -53,6 +53,23 @@ class ApprovalPolicy:
 def idempotency_key(*parts: str) -> str:
     """A stable key for one side effect of one task in one thread."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def with_key(tool: BaseTool, key: str) -> BaseTool:
+    """``tool`` with its idempotency key bound: the model neither sees nor sets the key (a
+    tool node strips model-supplied values of injected arguments), yet every call of this
+    action reaches the tool under it."""
+
+    def run(**kwargs: Any) -> Any:
+        return tool.invoke({**kwargs, IDEMPOTENCY_ARG: key})
+
+    async def arun(**kwargs: Any) -> Any:
+        return await tool.ainvoke({**kwargs, IDEMPOTENCY_ARG: key})
+
+    return StructuredTool.from_function(
+        func=run, coroutine=arun, name=tool.name, description=tool.description,
+        args_schema=tool.tool_call_schema, metadata=tool.metadata,
+        return_direct=tool.return_direct)
 
 
 def _takes_key(tool: BaseTool) -> bool:

@@ -18,7 +18,6 @@ from langgraph.config import get_config
 
 from accord.checkpoints.runs import RUN_KEY, RunHandle
 
-
 DECISION_TOOL = "__decision__"
 """How a recorded approval decision is named in the tool ledger."""
 

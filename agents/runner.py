@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from pydantic import ValidationError
 
-from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
+from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key, with_key
 from accord.agents.handoff import HANDOFF_TARGET, AgentResult, Handoff, ProposedAction, handoff_tool
 from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
@@ -103,8 +103,10 @@ class ApprovalGateMiddleware(AgentMiddleware):
                 artifact={PENDING_ARTIFACT: action.as_dict()},
             )
             return request, key, held
-        if self.toolbox.accepts_key(call["name"]):
-            request = request.override(tool_call={**call, "args": {**args, IDEMPOTENCY_ARG: key}})
+        if self.toolbox.accepts_key(call["name"]) and request.tool is not None:
+            # bound to the tool, not put in the call's args (the tool node strips those)
+            request = request.override(tool=with_key(request.tool, key),
+                                       tool_call={**call, "args": args})
         return request, key, None
 
     @staticmethod

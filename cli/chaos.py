@@ -67,6 +67,8 @@ def chaos(
     db_drop: bool = typer.Option(False, "--db-drop", help="Terminate DB sessions (PostgreSQL)"),
     model_timeout: float = typer.Option(3.0, "--model-timeout", help="Model request timeout, s"),
     seed: int = typer.Option(None, "--seed", help="Seed of the drill's random choices"),
+    support_db: str = typer.Option(None, "--support-db",
+                                   help="The sample company's database (default: a fresh copy)"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
@@ -83,7 +85,8 @@ def chaos(
         spec = ChaosSpec(graph=graph, db_url=url, runs=runs, concurrency=concurrency,
                          kill_worker=kill_worker, latency=parse_seconds(latency),
                          error_rate=error_rate, hang_rate=hang_rate, corrupt_rate=corrupt,
-                         db_drop=db_drop, model_timeout=model_timeout, seed=seed)
+                         db_drop=db_drop, model_timeout=model_timeout, seed=seed,
+                         support_db=support_db)
     except ValidationError as exc:
         first = exc.errors()[0]
         fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
@@ -103,6 +106,8 @@ def chaos(
             out.print("failed threads by cause:", highlight=False)
             for cause, n in sorted(report.failures.items(), key=lambda p: -p[1]):
                 out.print(f"  {n:4d}  {cause}", highlight=False)
+        for what, n in report.duplicates.items():
+            out.print(f"[bold red]twice:[/] {what} (+{n})", highlight=False)
         if report.lost_threads:
             out.print(f"[bold red]lost:[/] {', '.join(report.lost_threads)}", highlight=False)
     if not report.ok:

@@ -26,6 +26,7 @@ from accord.graphs.errors import InvalidResume
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
+
 class ApprovalRequest(BaseModel):
     """What an approval node shows the human (the ``interrupt()`` payload)."""
 

@@ -291,7 +291,7 @@ class ChaosDrill:
                                                          autocommit=True) as conn:
             while not stop.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), rng.uniform(0.5, 2.0))
+                    await asyncio.wait_for(stop.wait(), rng.uniform(2.0, 6.0))
                     break
                 except TimeoutError:
                     pass
@@ -315,12 +315,13 @@ class ChaosDrill:
         fallbacks, trips, letters = audit_counts(logs)
         tags = [message.rsplit("case ", 1)[1].rstrip(")") for _, message in requests]
         times = sorted(took.values())
+        duplicates = duplicate_side_effects(support_db, tags)
         return ChaosReport(
             graph=spec.graph,
             database="postgres" if spec.db_url.startswith("postgres") else "sqlite",
             runs=spec.runs, concurrency=spec.concurrency, faults=spec.faults(),
             completed=completed, dead_lettered=letters, failed=failed, lost=len(lost),
-            duplicate_side_effects=duplicate_side_effects(support_db, tags),
+            duplicate_side_effects=sum(duplicates.values()), duplicates=duplicates,
             retries=model_retries(model_requests), fallbacks=fallbacks, breaker_trips=trips,
             p50_s=round(percentile(times, 0.5), 3), p95_s=round(percentile(times, 0.95), 3),
             workers_killed=pool.killed, db_sessions_dropped=dropped, recoveries=recoveries,

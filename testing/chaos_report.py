@@ -83,6 +83,8 @@ class ChaosReport(BaseModel):
     """Causes of the failed threads, counted."""
     lost_threads: list[str]
     """The lost threads, by id."""
+    duplicates: dict[str, int]
+    """Side effects that happened more than once: ``table:case tag`` -> extra rows."""
 
     @property
     def ok(self) -> bool:
@@ -98,17 +100,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1])
 
 
-def duplicate_side_effects(support_db: Path, tags: Iterable[str]) -> int:
-    """Side-effect rows beyond one per drill request, plus rows repeating an idempotency key."""
-    extra = 0
+def duplicate_side_effects(support_db: Path, tags: Iterable[str]) -> dict[str, int]:
+    """Side-effect rows beyond one per drill request (by tag), plus rows repeating an
+    idempotency key (by key)."""
+    extra: dict[str, int] = {}
     with closing(sqlite3.connect(support_db)) as conn:
         for table, column in SIDE_EFFECTS:
             rows = conn.execute(f"SELECT {column}, idempotency_key FROM {table}").fetchall()
-            keys = Counter(key for _, key in rows)
-            extra += sum(n - 1 for n in keys.values() if n > 1)
+            for key, n in Counter(key for _, key in rows).items():
+                if n > 1:
+                    extra[f"{table}:{key}"] = n - 1
             for tag in tags:
                 hits = sum(1 for text, _ in rows if text and tag in text)
-                extra += max(0, hits - 1)
+                if hits > 1:
+                    extra[f"{table}:{tag}"] = extra.get(f"{table}:{tag}", 0) + hits - 1
     return extra
 
 

@@ -55,3 +55,23 @@ def test_an_approval_over_http(support_db, config, monkeypatch):
         graph.invoke(Command(resume={"decision": "approve", "by": "alice"}), cfg)
         assert len(server.requests) == 2  # no model call after the approval
     assert [r["amount"] for r in support_db.refunds()] == [480.0]
+
+
+def test_an_llm_agents_side_effect_runs_under_its_action_key(support_db, config, monkeypatch):
+    """The key reaches the tool although the tool node strips model-supplied injected args:
+    two threads opening the same ticket get two tickets, each under its own action's key."""
+    args = {"subject": "Technical issue", "body": "the export button is broken",
+            "queue": "engineering", "customer_email": None}
+    script = [ToolCallReply("create_ticket", args), "Ticket opened.",
+              ToolCallReply("create_ticket", args), "Ticket opened."]
+    with OpenAICompatServer(script) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        graph = build_support(db=support_db, use_llm=True).compile(checkpointer=InMemorySaver())
+        for cfg in (config(), config()):
+            out = graph.invoke({"messages": [{"role": "user", "content": "the export is broken"}]},
+                               cfg)
+            assert [t["status"] for t in out["tasks"].values()] == ["completed"]
+    keys = [t["idempotency_key"] for t in support_db.tickets()]
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert not any(k.startswith("direct:") for k in keys)
