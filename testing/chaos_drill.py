@@ -12,7 +12,8 @@ is free. Faults:
   a fresh worker takes its place and another one continues the thread;
 - ``latency``, ``error_rate``, ``hang_rate``, ``corrupt_rate``: the model server's faults
   (``corrupt_rate`` also sends that share of approvals as a corrupt resume value first);
-- ``db_drop``: on PostgreSQL, the workers' database sessions are terminated at random moments.
+- ``db_drop``: on PostgreSQL, one of the workers' database sessions is terminated every few
+  seconds (``pg_terminate_backend``, as a proxy or a server restart would).
 
 The report (:class:`~accord.testing.chaos_report.ChaosReport`) is read from the databases
 afterwards: every thread done or failed, none lost, no side effect twice.
@@ -220,6 +221,7 @@ class ChaosDrill:
     """One drill (``await drill.run(on_progress)``)."""
 
     spec: ChaosSpec
+    _run_id: str = ""
 
     def _env(self, base_url: str, support_db: Path, run_id: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
@@ -233,6 +235,7 @@ class ChaosDrill:
         spec = self.spec
         rng = random.Random(spec.seed)
         run_id = uuid.UUID(int=rng.getrandbits(128)).hex[:8]
+        self._run_id = run_id
         with tempfile.TemporaryDirectory(prefix="accord-chaos-") as tmp:
             support_db = Path(spec.support_db) if spec.support_db else Path(tmp) / "support.db"
             SupportDB(support_db).connect().close()  # seeded once, before the workers start
@@ -295,10 +298,10 @@ class ChaosDrill:
                     break
                 except TimeoutError:
                     pass
-                cur = await conn.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name LIKE %s AND pid <> pg_backend_pid()",
-                    (f"{APP_NAME}-%",))
+                cur = await conn.execute(  # one session at a time, as a proxy or a restart
+                    "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity"
+                    " WHERE application_name LIKE %s AND pid <> pg_backend_pid()"
+                    " ORDER BY random() LIMIT 1) AS victim", (f"{APP_NAME}-{self._run_id}",))
                 dropped += sum(1 for (ok,) in await cur.fetchall() if ok)
         return dropped
 

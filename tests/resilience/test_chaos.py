@@ -41,6 +41,7 @@ def drill_db(request, tmp_path) -> str:
     return request.getfixturevalue("pg_schema_url")
 
 
+@pytest.mark.timeout(1200)
 def test_a_drill_with_kills_and_faults_loses_nothing_and_pays_nothing_twice(tmp_path, drill_db):
     flags = ["--runs", str(RUNS), "--concurrency", "3", "--kill-worker", "--error-rate", "0.2",
              "--corrupt", "0.05", "--latency", "20ms", "--seed", "7"]
