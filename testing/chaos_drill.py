@@ -133,15 +133,19 @@ class _Pool:
     jobs: int = 0
     alive: list[_Worker] = field(default_factory=list)
 
-    async def spawn(self) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-P", "-m", "accord.testing.chaos_worker", self.spec.graph,
-            self.spec.db_url, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env=self.env)
-        assert proc.stdout is not None
-        ready = await proc.stdout.readline()
-        if not ready:
-            raise RuntimeError(f"chaos worker exited on start (exit {await proc.wait()})")
+    async def spawn(self, attempts: int = 5) -> None:
+        """Start a worker; one whose start met a fault (a dropped session) is started again."""
+        for attempt in range(1, attempts + 1):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-P", "-m", "accord.testing.chaos_worker", self.spec.graph,
+                self.spec.db_url, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL, env=self.env)
+            assert proc.stdout is not None
+            if await proc.stdout.readline():
+                break
+            code = await proc.wait()
+            if attempt == attempts:
+                raise RuntimeError(f"chaos worker exited on start {attempts} times (exit {code})")
         worker = _Worker(proc)
         self.alive.append(worker)
         await self.free.put(worker)
