@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, ValidationError
 
 from accord.agents.handoff import ProposedAction
@@ -57,6 +57,36 @@ class ApprovalPolicy:
 def idempotency_key(*parts: str) -> str:
     """A stable key for one side effect of one task in one thread."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def bound_tool(tool: BaseTool, key: str | None,
+               on_result: Callable[[Any], None]) -> BaseTool | None:
+    """``tool`` for one call of an LLM agent: its idempotency key bound (``key``; the model
+    neither sees nor sets it, and a tool node strips model-supplied values of injected
+    arguments) and its raw result handed to ``on_result`` (the ledger records what the tool
+    returned, as a rule-based agent's call of the same action records it). ``None`` for a tool
+    that takes injected arguments besides the key, or answers with an artifact."""
+    schema = tool.tool_call_schema
+    fields = set(getattr(schema, "model_fields", {}) or {})
+    if set(tool.args) - fields - {IDEMPOTENCY_ARG} or tool.response_format != "content":
+        return None
+
+    def payload(kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {**kwargs, IDEMPOTENCY_ARG: key} if key is not None else kwargs
+
+    def run(**kwargs: Any) -> Any:
+        result = tool.invoke(payload(kwargs))
+        on_result(result)
+        return result
+
+    async def arun(**kwargs: Any) -> Any:
+        result = await tool.ainvoke(payload(kwargs))
+        on_result(result)
+        return result
+
+    return StructuredTool.from_function(
+        func=run, coroutine=arun, name=tool.name, description=tool.description,
+        args_schema=schema, metadata=tool.metadata, return_direct=tool.return_direct)
 
 
 def _takes_key(tool: BaseTool) -> bool:

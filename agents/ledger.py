@@ -24,6 +24,19 @@ from langgraph.config import get_config
 
 from accord.checkpoints.runs import RUN_KEY, RunHandle
 
+DECISION_TOOL = "__decision__"
+"""How a recorded approval decision is named in the tool ledger."""
+
+
+def decision_key(*action_keys: str) -> str:
+    """The ledger key of the decisions on the actions with these idempotency keys (the held
+    calls of one approval)."""
+    if len(action_keys) == 1:
+        return f"{action_keys[0]}:decision"
+    from accord.agents.actions import idempotency_key
+
+    return f"{idempotency_key(*action_keys)}:decision"
+
 
 @dataclass(frozen=True)
 class Ledger:

@@ -25,7 +25,7 @@ from langchain_core.messages import (
 from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from pydantic import ValidationError
 
-from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
+from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, bound_tool, idempotency_key
 from accord.agents.handoff import (
     HANDOFF_TARGET,
     AgentResult,
@@ -168,7 +168,8 @@ class ApprovalGateMiddleware(AgentMiddleware):
         self.tool_timeout = tool_timeout
         """Seconds one tool call may take."""
 
-    def _prepare(self, request: Any) -> tuple[Any, str, ToolMessage | None]:
+    def _prepare(self, request: Any,
+                 on_result: Callable[[Any], None]) -> tuple[Any, str, ToolMessage | None]:
         """The request to run, its key, and an answer when a policy holds the call.
 
         A held call is answered "held for approval" (the action in the artifact); a call
@@ -195,7 +196,14 @@ class ApprovalGateMiddleware(AgentMiddleware):
                 artifact={PENDING_ARTIFACT: action.as_dict()},
             )
             return request, key, held
-        if self.toolbox.accepts_key(call["name"]):
+        keyed = self.toolbox.accepts_key(call["name"])
+        bound = bound_tool(request.tool, key if keyed else None, on_result) if (
+            request.tool is not None) else None
+        if bound is not None:
+            # the key is bound to the tool, not put in the call's args (the tool node strips
+            # those); the raw result is what the ledger records
+            request = request.override(tool=bound, tool_call={**call, "args": args})
+        elif keyed:
             request = request.override(tool_call={**call, "args": {**args, IDEMPOTENCY_ARG: key}})
         return request, key, None
 
@@ -217,12 +225,15 @@ class ApprovalGateMiddleware(AgentMiddleware):
     @staticmethod
     def _recorded(request: Any, content: Any) -> ToolMessage:
         call = request.tool_call
-        return ToolMessage(content=content, tool_call_id=call["id"], name=call["name"])
+        text = content if isinstance(content, str) else json.dumps(content, default=str,
+                                                                   ensure_ascii=False)
+        return ToolMessage(content=text, tool_call_id=call["id"], name=call["name"])
 
     async def awrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         if request.tool is not None and HANDOFF_TARGET in (request.tool.metadata or {}):
             return await handler(request)  # a handoff changes nothing: no gate, no ledger
-        request, key, answer = self._prepare(request)
+        raw: list[Any] = []
+        request, key, answer = self._prepare(request, raw.append)
         if answer is None and (ledger := _HANDOFF.get().ledger) is not None:
             found, content = await ledger.arecall(key)
             if found:
@@ -242,7 +253,7 @@ class ApprovalGateMiddleware(AgentMiddleware):
             raise
         if (ledger := _HANDOFF.get().ledger) is not None and self._recordable(result):
             name = request.tool_call["name"]
-            await ledger.arecord(key, name, result.content,
+            await ledger.arecord(key, name, raw[-1] if raw else result.content,
                                  repeatable=self.toolbox.repeatable(name))
         return result
 

@@ -254,6 +254,8 @@ class AccordSaver(LedgerAccess, AuditAccess):
     def _outcome(self, handle: RunHandle, error: BaseException | None) -> RunEnd:
         if error is not None and not isinstance(error, STOPPED):
             return RunEnd(ThreadStatus.FAILED, error=cause_of(error))
+        if handle.failure is not None and error is None:
+            return RunEnd(ThreadStatus.FAILED, error=handle.failure.cause)
         if handle.interrupts:
             payloads = interrupt_payloads(handle.interrupts)
             return RunEnd(ThreadStatus.INTERRUPTED, pending=payloads[0]["value"])
@@ -266,6 +268,8 @@ class AccordSaver(LedgerAccess, AuditAccess):
 
     @staticmethod
     def _failed_node(handle: RunHandle) -> str | None:
+        if handle.failure is not None:
+            return handle.failure.node
         for op in handle.pending:
             if isinstance(op, PendingWrites) and any(ch == ERROR for ch, _ in op.writes):
                 return op.task_path.rsplit(",", 1)[-1].strip() or None

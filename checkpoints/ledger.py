@@ -84,5 +84,9 @@ class LedgerAccess:
         return json.loads(text)
 
     # reads --------------------------------------------------------------------------------
+    def recorded(self, thread_id: str, key: str) -> tuple[bool, Any]:
+        """``(True, result)`` when the thread's ledger holds ``key`` (outside any run)."""
+        text = self._read(lambda cur: self.dialect.recall_result(cur, thread_id, key))
+        return (True, json.loads(text)) if text is not None else (False, None)
 
 __all__ = ["LedgerAccess"]

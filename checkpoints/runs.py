@@ -108,6 +108,17 @@ class PendingResult:
     text: str
 
 
+@dataclass(frozen=True)
+class NodeFailure:
+    """A node that ended the run ``failed`` without raising (an approved action that failed:
+    its state, the failed task, is saved; the thread is failed with the cause)."""
+
+    node: str
+    """The node that failed the run."""
+    cause: str
+    """Why, one line."""
+
+
 @dataclass
 class RunHandle:
     """One run's hold on its thread and what it has not written yet."""
@@ -148,6 +159,8 @@ class RunHandle:
     """Audit event ids this run has written (the window repeats them in later checkpoints)."""
     results: dict[str, str] = field(default_factory=dict)
     """Tool results this run recorded in the ledger (key -> JSON text)."""
+    failure: NodeFailure | None = None
+    """Set by :meth:`fail`: the run ends ``failed`` with this cause once its last step is saved."""
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     """Serialises the run's own saver calls (LangGraph saves in the background)."""
     _after_input: bool = False
@@ -155,6 +168,10 @@ class RunHandle:
     @property
     def thread_id(self) -> str:
         return self.spec.thread_id
+
+    def fail(self, node: str, cause: str) -> None:
+        """End the run ``failed`` with ``cause`` when it ends (the node's step is still saved)."""
+        self.failure = NodeFailure(node, cause)
 
     # policy -----------------------------------------------------------------------------------
     def on_put(self, put: PendingPut) -> bool:
@@ -203,6 +220,7 @@ def interrupt_payloads(interrupts: list[Any]) -> list[dict[str, Any]]:
 
 __all__ = [
     "RUN_KEY",
+    "NodeFailure",
     "PendingPut",
     "PendingResult",
     "PendingWrites",

@@ -296,7 +296,12 @@ def agents(
 
 
 def main() -> None:
-    from accord.cli import dlq, health, timetravel  # noqa: F401  (registers dlq, health, history, replay, fork, prune)
+    from accord.cli import (  # noqa: F401  (registers chaos, dlq, health, history, replay, fork, prune)
+        chaos,
+        dlq,
+        health,
+        timetravel,
+    )
 
     try:
         app()

@@ -3,13 +3,15 @@
 - ``AccordGraph``: the compiled graph (``Workflow.compile()`` returns one); its ``astream`` is
   the one engine, its ``stream``/``invoke`` drive the same code from synchronous callers;
 - ``inputs``: the request's shape, checked at the entry;
-- ``errors``: why a run was refused before it started;
+- ``errors``: why a run was refused before it started, or failed without raising;
 - ``portal``: the event loop synchronous callers run on.
 """
 
 from accord.engine.errors import (
+    DecisionRecorded,
     InvalidInput,
     NotWaiting,
+    RunFailed,
     ThreadIdMissing,
     ThreadUnfinished,
     ThreadWaiting,
@@ -18,9 +20,11 @@ from accord.engine.graph import AccordGraph, EngineSettings
 
 __all__ = [
     "AccordGraph",
+    "DecisionRecorded",
     "EngineSettings",
     "InvalidInput",
     "NotWaiting",
+    "RunFailed",
     "ThreadIdMissing",
     "ThreadUnfinished",
     "ThreadWaiting",

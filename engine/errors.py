@@ -56,4 +56,37 @@ class NotWaiting(AccordError):
     """A decision was sent to a thread that is not waiting for one."""
 
 
-__all__ = ["InvalidInput", "NotWaiting", "ThreadIdMissing", "ThreadUnfinished", "ThreadWaiting"]
+class DecisionRecorded(NotWaiting):
+    """A decision was sent to a thread whose earlier decision is already recorded: its action
+    may have run, so the new one cannot apply (continue the thread to finish the recorded one)."""
+
+    def __init__(self, thread_id: str, recorded: dict[str, Any]) -> None:
+        self.thread_id = thread_id
+        self.recorded = recorded
+        given = recorded.get("decisions")
+        what = (", ".join(str(d.get("type")) for d in given if isinstance(d, dict))
+                if isinstance(given, list) else recorded.get("decision"))
+        by = next((d.get("by") for d in given or () if isinstance(d, dict) and d.get("by")),
+                  None) if isinstance(given, list) else recorded.get("by")
+        by = f" by {by}" if by else ""
+        super().__init__(
+            f"thread {thread_id!r} already has a decision ({what}{by}), "
+            "recorded before its action ran; a new decision cannot change it. Continue the "
+            f"thread to finish it (invoke with input None; from the CLI: accord resume "
+            f"{thread_id})"
+        )
+
+
+class RunFailed(AccordError):
+    """A node ended the run ``failed`` without raising (an approved action that failed after
+    its approval): the node's step is saved, the thread is ``failed`` with the cause."""
+
+    def __init__(self, thread_id: str, node: str, cause: str) -> None:
+        self.thread_id = thread_id
+        self.node = node
+        self.cause = cause
+        super().__init__(f"thread {thread_id!r} failed at {node}: {cause}")
+
+
+__all__ = ["DecisionRecorded", "InvalidInput", "NotWaiting", "RunFailed", "ThreadIdMissing",
+           "ThreadUnfinished", "ThreadWaiting"]

@@ -39,11 +39,19 @@ from langgraph.channels.delta import DeltaChannel
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from accord.checkpoints.accord_saver import AccordSaver, ClaimRefused
+from accord.agents.ledger import decision_key
+from accord.checkpoints.accord_saver import AccordSaver, ClaimRefused, RunEnd
 from accord.checkpoints.errors import ThreadNotFound
 from accord.checkpoints.foreign import journaled
 from accord.checkpoints.runs import RUN_KEY, RunHandle, RunKind, RunSpec
-from accord.engine.errors import NotWaiting, ThreadIdMissing, ThreadUnfinished, ThreadWaiting
+from accord.engine.errors import (
+    DecisionRecorded,
+    NotWaiting,
+    RunFailed,
+    ThreadIdMissing,
+    ThreadUnfinished,
+    ThreadWaiting,
+)
 from accord.engine.inputs import (
     dump_request,
     load_request,
@@ -122,7 +130,11 @@ class AccordGraph(CompiledStateGraph):
             error = exc
             raise
         finally:
-            await self._end(run.saver, handle, error)
+            end = await self._end(run.saver, handle, error)
+        if handle.failure is not None and end is not None and end.status is ThreadStatus.FAILED:
+            # a node failed the run without raising (an approved action that failed): the
+            # thread is recorded failed with the cause; the caller hears it as an error too
+            raise RunFailed(handle.thread_id, handle.failure.node, handle.failure.cause)
 
     def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
         yield from PORTAL.iterate(lambda: self.astream(input, config, **kwargs))
@@ -244,7 +256,31 @@ class AccordGraph(CompiledStateGraph):
         try:
             return await run.saver.abegin_run(run.spec)
         except ClaimRefused as refused:
+            recorded = await self._recorded_decision(run, refused)
+            if recorded is not None:
+                raise DecisionRecorded(run.spec.thread_id, recorded) from None
             raise _refusal(refused) from None
+
+    async def _recorded_decision(self, run: _Run, refused: ClaimRefused) -> dict[str, Any] | None:
+        """The decision already recorded for the approval a stopped thread was acting on, when
+        a new decision arrives for it (the process died after recording it, perhaps after its
+        action ran): that decision is a fact, the new one cannot replace it."""
+        previous = refused.claim.previous
+        if run.spec.kind is not RunKind.RESUME or previous is None or (
+            previous.status is not ThreadStatus.RUNNING
+        ):
+            return None
+        snapshot = await self.aget_state(run.config)
+        pending = (snapshot.values or {}).get("pending")
+        if not isinstance(pending, dict):
+            return None
+        actions = pending.get("actions") or [pending]  # a record of one action, from before
+        keys = [a.get("idempotency_key") for a in actions if isinstance(a, dict)]
+        if not keys or not all(keys):
+            return None
+        found, recorded = await run.saver._offload(run.saver.recorded, run.spec.thread_id,
+                                                   decision_key(*keys))
+        return recorded if found and isinstance(recorded, dict) else None
 
     @staticmethod
     def _input_for(run: _Run, handle: RunHandle) -> Any:
@@ -254,13 +290,15 @@ class AccordGraph(CompiledStateGraph):
         return run.input
 
     @staticmethod
-    async def _end(saver: AccordSaver, handle: RunHandle, error: BaseException | None) -> None:
+    async def _end(saver: AccordSaver, handle: RunHandle,
+                   error: BaseException | None) -> RunEnd | None:
         try:
-            await saver.aend_run(handle, error)
+            return await saver.aend_run(handle, error)
         except BaseException:
             if error is None:
                 raise
             logger.exception("could not record the end of a failed run on %s", handle.thread_id)
+            return None
 
 
 def _refusal(refused: ClaimRefused) -> Exception:

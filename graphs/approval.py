@@ -14,9 +14,9 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langgraph.types import Command, interrupt
 
-from accord.agents.actions import ToolBox, idempotency_key
+from accord.agents.actions import ToolBox
 from accord.agents.handoff import ProposedAction, ReviewedAction
-from accord.agents.ledger import current_ledger
+from accord.agents.ledger import DECISION_TOOL, current_ledger, decision_key
 from accord.graphs.agent_node import PASS_THROUGH
 from accord.graphs.errors import InvalidResume
 from accord.graphs.hitl import (
@@ -30,9 +30,6 @@ from accord.graphs.hitl import (
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
-
-DECISION_TOOL = "__decision__"
-"""How a recorded approval decision is named in the tool ledger."""
 
 
 def held_actions(pending: dict[str, Any]) -> list[ProposedAction]:
@@ -79,8 +76,7 @@ class ApprovalNode:
         re-run after a crash acts on the decisions that were given, and a later resume cannot
         change a decision whose action already happened.
         """
-        keys = [a.idempotency_key for a in actions]
-        key = f"{keys[0] if len(keys) == 1 else idempotency_key(*keys)}:decision"
+        key = decision_key(*(a.idempotency_key for a in actions))
         if ledger is not None:
             found, recorded = await ledger.arecall(key)
             if found and isinstance(recorded, dict) and "decisions" in recorded:
@@ -149,6 +145,9 @@ class ApprovalNode:
                 event["result"] = review.result
             audit.append(event)
             messages.append(AIMessage(_note(review), name=self.name))
+        failed = [r for r in done if r.error is not None]
+        if failed:  # an approved action failed: the task and the run end failed, never done
+            return self._action_failed(state, task_id, failed, audit, messages, errors, ledger)
         task = (state.get("tasks") or {}).get(task_id, {})
         update: dict[str, Any] = {"audit": audit, "messages": messages, "errors": errors}
         back = pending.get("node")
@@ -166,6 +165,25 @@ class ApprovalNode:
         update["tasks"] = {task_id: {
             "status": (TaskStatus.COMPLETED if ok else TaskStatus.FAILED).value,
             "updated_at": utcnow(), "result": "\n".join(m.text for m in messages)}}
+        return self.transitions.command(self.name, state, Step(self.return_to, update))
+
+    def _action_failed(self, state: dict[str, Any], task_id: str, failed: list[ReviewedAction],
+                       audit: list[dict[str, Any]], messages: list[AIMessage],
+                       errors: list[dict[str, Any]], ledger: Any) -> Command:
+        """An approved action that failed (a business rule refused it, the tool broke): the task
+        is ``failed`` with the reason, the run ends and the thread is ``failed`` with it, never
+        ``done``. The decisions stay recorded; continuing the thread closes it."""
+        cause = "; ".join(f"{r.tool} was approved but failed: {r.error}" for r in failed)
+        update: dict[str, Any] = {
+            "pending": None, "messages": messages, "errors": errors,
+            "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
+                                "result": cause}},
+            "audit": [*audit, *(audit_event(AuditKind.ACTION_FAILED, node=self.name,
+                                            task_id=task_id, tool=r.tool, error=r.error)
+                                for r in failed)],
+        }
+        if ledger is not None:
+            ledger.handle.fail(self.name, cause)
         return self.transitions.command(self.name, state, Step(self.return_to, update))
 
 

@@ -85,6 +85,8 @@ class AuditKind(StrEnum):
     """A half-open breaker let one probe call through."""
     BREAKER_CLOSED = "breaker_closed"
     """A probe succeeded; the breaker closed."""
+    ACTION_FAILED = "action_failed"
+    """An approved action failed; the task and the run are ``failed`` with its cause."""
 
 
 class AuditEvent(BaseModel):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -85,7 +86,7 @@ class OpenAICompatServer(CountsUsage):
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        httpd = ThreadingHTTPServer((self._host, self._port), _Handler)
+        httpd = _Server((self._host, self._port), _Handler)
         httpd.daemon_threads = True
         httpd.owner = self  # type: ignore[attr-defined]
         self._httpd = httpd
@@ -232,6 +233,16 @@ class OpenAICompatServer(CountsUsage):
         with self._lock:
             self._errors.append(message)
         return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+class _Server(ThreadingHTTPServer):
+    """The HTTP server; a client that went away mid-answer (a killed process, a timeout) is
+    the client's business, not an error of the server."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -64,13 +64,18 @@ class SupportDB:
         return rows[0] if rows else None
 
     def invoice(self, invoice_id: str) -> dict[str, Any] | None:
-        rows = self.query(
+        with closing(self.connect()) as conn:
+            return self._invoice(conn, invoice_id)
+
+    @staticmethod
+    def _invoice(conn: sqlite3.Connection, invoice_id: str) -> dict[str, Any] | None:
+        row = conn.execute(
             "SELECT i.*, c.email, c.name, "
             "COALESCE((SELECT SUM(amount) FROM refunds r WHERE r.invoice_id = i.id), 0) AS refunded "
             "FROM invoices i JOIN customers c ON c.id = i.customer_id WHERE i.id = upper(?)",
-            invoice_id,
-        )
-        return rows[0] if rows else None
+            (invoice_id,),
+        ).fetchone()
+        return dict(row) if row is not None else None
 
     def invoices_of(self, email: str) -> list[dict[str, Any]]:
         return self.query(
@@ -98,23 +103,33 @@ class SupportDB:
 
     # writes (idempotent) -----------------------------------------------------------------------
     def refund(self, invoice_id: str, amount: float, reason: str, key: str) -> dict[str, Any]:
-        existing = self.query("SELECT * FROM refunds WHERE idempotency_key = ?", key)
-        if existing:
-            return existing[0]
-        invoice = self.invoice(invoice_id)
-        if invoice is None:
-            raise ValueError(f"unknown invoice {invoice_id}")
-        if amount <= 0 or amount > invoice["amount"] - invoice["refunded"] + 1e-9:
-            raise ValueError(
-                f"refund of {amount:.2f} exceeds what is left on {invoice['id']} "
-                f"({invoice['amount'] - invoice['refunded']:.2f})"
-            )
-        return self._insert_once(
-            "refunds", key,
-            "INSERT OR IGNORE INTO refunds (invoice_id, amount, reason, idempotency_key) "
-            "VALUES (?, ?, ?, ?)",
-            invoice["id"], amount, reason, key,
-        )
+        """Refund once per key; what is left on the invoice is checked and the refund written in
+        one write transaction, so concurrent refunds never exceed the invoice."""
+        with closing(self.connect()) as conn:
+            conn.isolation_level = None  # explicit transactions
+            conn.execute("BEGIN IMMEDIATE")  # the write lock first: no check-then-insert race
+            try:
+                existing = conn.execute("SELECT * FROM refunds WHERE idempotency_key = ?",
+                                        (key,)).fetchone()
+                if existing is not None:
+                    conn.execute("COMMIT")
+                    return dict(existing)
+                invoice = self._invoice(conn, invoice_id)
+                if invoice is None:
+                    raise ValueError(f"unknown invoice {invoice_id}")
+                left = invoice["amount"] - invoice["refunded"]
+                if amount <= 0 or amount > left + 1e-9:
+                    raise ValueError(f"refund of {amount:.2f} exceeds what is left on "
+                                     f"{invoice['id']} ({left:.2f})")
+                conn.execute("INSERT INTO refunds (invoice_id, amount, reason, idempotency_key) "
+                             "VALUES (?, ?, ?, ?)", (invoice["id"], amount, reason, key))
+                row = conn.execute("SELECT * FROM refunds WHERE idempotency_key = ?",
+                                   (key,)).fetchone()
+                conn.execute("COMMIT")
+                return dict(row)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def ticket(self, email: str | None, subject: str, body: str, queue: str, key: str) -> dict[str, Any]:
         return self._insert_once(

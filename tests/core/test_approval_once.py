@@ -10,7 +10,7 @@ import pytest
 from langgraph.types import Command
 
 from accord.checkpoints import open_saver
-from accord.engine import NotWaiting
+from accord.engine import NotWaiting, RunFailed
 from accord.graphs.support import build_support
 
 REFUND = "Please refund invoice INV-1002, I was charged twice"
@@ -82,18 +82,26 @@ def test_forking_and_resuming_again_on_the_same_saver_refunds_once(tmp_path, sup
 
 def test_a_second_thread_asking_for_the_same_refund_is_a_new_action(tmp_path, support_db):
     """Idempotency is per action: another thread's approval is a new refund, which here fails
-    cleanly (recorded, not raised) because the invoice was refunded in full meanwhile."""
+    because the invoice was refunded in full meanwhile: the task and the thread end ``failed``
+    with the reason (``RunFailed``), never ``done``."""
     threads = [{"configurable": {"thread_id": name}} for name in ("first", "second")]
     with open_saver(f"sqlite:///{tmp_path}/accord.db") as saver:
         graph = build_support(db=support_db, use_llm=False).compile(checkpointer=saver)
         for cfg in threads:
             graph.invoke({"messages": [{"role": "user", "content": REFUND}]}, cfg)
-        for cfg in threads:
-            out = graph.invoke(Command(resume={"decision": "approve", "by": "alice"}), cfg)
+        graph.invoke(Command(resume={"decision": "approve", "by": "alice"}), threads[0])
+        with pytest.raises(RunFailed, match="exceeds what is left on INV-1002") as failed:
+            graph.invoke(Command(resume={"decision": "approve", "by": "alice"}), threads[1])
+        assert failed.value.node == "refund_approval"
+        out = graph.get_state(threads[1]).values
         assert graph.get_state(threads[1]).next == ()
+        record = saver.threads.get("second")
+        assert saver.threads.get("first").status.value == "done"
+        log = [e.kind.value for e in saver.audit_log("second")]
     [human] = humans(out)
     assert "exceeds what is left on INV-1002 (0.00)" in human["error"]
     assert [t["status"] for t in out["tasks"].values()] == ["failed"]
     assert "approved but failed" in out["messages"][-1].content
-    assert out["messages"][-1].name == "billing"  # the agent got the failure and said so
+    assert record.status.value == "failed" and "exceeds what is left" in record.error
+    assert log[-1] == "run_failed" and "action_failed" in log
     assert [r["amount"] for r in support_db.refunds()] == [480.0]

@@ -60,3 +60,43 @@ def test_an_approval_over_http(support_db, config, monkeypatch):
     assert [r["amount"] for r in support_db.refunds()] == [480.0]
     assert out["messages"][-1].content == "Your refund of $480 is done."
     assert graph.get_state(cfg).next == ()
+
+
+def test_an_llm_agents_side_effect_runs_under_its_action_key(support_db, config, monkeypatch):
+    """The key reaches the tool although the tool node strips model-supplied injected args:
+    two threads opening the same ticket get two tickets, each under its own action's key."""
+    args = {"subject": "Technical issue", "body": "the export button is broken",
+            "queue": "engineering", "customer_email": None}
+    script = [ToolCallReply("create_ticket", args), "Ticket opened.",
+              ToolCallReply("create_ticket", args), "Ticket opened."]
+    with OpenAICompatServer(script) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        graph = build_support(db=support_db, use_llm=True).compile(checkpointer=InMemorySaver())
+        for cfg in (config(), config()):
+            out = graph.invoke({"messages": [{"role": "user", "content": "the export is broken"}]},
+                               cfg)
+            assert [t["status"] for t in out["tasks"].values()] == ["completed"]
+    keys = [t["idempotency_key"] for t in support_db.tickets()]
+    assert len(keys) == 2 and len(set(keys)) == 2
+    assert not any(k.startswith("direct:") for k in keys)
+
+
+def test_a_fallback_sees_what_the_llm_agent_read_as_the_tool_returned_it(tmp_path, support_db,
+                                                                         config, monkeypatch):
+    """The ledger records a tool's own result on both paths: the rule-based fallback that
+    repeats the LLM agent's lookup gets the invoice record back, not the model's message text."""
+    from accord.checkpoints import open_saver
+    from accord.testing import ProviderFault
+
+    script = [ToolCallReply("get_invoice", {"invoice_id": "INV-1002"}),
+              ProviderFault.status(400)]
+    with OpenAICompatServer(script) as server, open_saver(f"sqlite:///{tmp_path}/a.db") as saver:
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        graph = build_support(db=support_db, use_llm=True).compile(checkpointer=saver)
+        out = graph.invoke({"messages": [{"role": "user", "content": "what is on invoice INV-1002?"}]},
+                           config())
+    assert [e["fallback"] for e in out["audit"] if e["kind"] == "fallback"] == ["billing_rules"]
+    assert [t["status"] for t in out["tasks"].values()] == ["completed"]
+    assert out["messages"][-1].content.startswith("INV-1002: $480.00")

@@ -85,6 +85,9 @@ POINTS = [
     KillPoint("approval", "approve", "refund:before@1", "approval node, just before the refund"),
     KillPoint("approval", "approve", "refund:after@1", "refund committed, not recorded"),
     KillPoint("approval", "approve", "ledger:after@2", "refund recorded in memory only"),
+    KillPoint("approval", "approve", "tool.issue_refund:after@1", "refund paid, node not done"),
+    KillPoint("approval", "approve", "writes:after@2", "approval step's writes held back"),
+    KillPoint("approval", "approve", "put:after@1", "approval step's checkpoint held back"),
     KillPoint("approval", "approve", "end:before@1", "finished, last step held back"),
     KillPoint("approval", "approve", "tx:commit@2", "last step and status written, not committed"),
     # small refund, no approval: the side effect happens inside the agent step
