@@ -93,6 +93,8 @@ class AgentSpec(BaseModel):
     """Seconds the agent's whole call may take, its retries included (every entry point)."""
     breaker: BreakerSpec | None = None
     """Circuit breakers for the agent and its model provider (none when unset)."""
+    notes: str = ""
+    """What changed in this version (shown by the registry's changelog)."""
 
     @field_validator("id")
     @classmethod
@@ -135,6 +137,10 @@ def load_specs(path: str | Path) -> list[AgentSpec]:
     for file in files:
         try:
             data = yaml.safe_load(file.read_text())
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+            raise SpecError(f"{where}: malformed YAML: {exc.problem or exc.context}") from None
         except (OSError, yaml.YAMLError) as exc:
             raise SpecError(f"{file}: {str(exc).splitlines()[0]}") from None
         for item in data if isinstance(data, list) else [data]:

@@ -19,6 +19,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END
 from langgraph.types import Command
 
+from accord.agents.flags import AgentDisabled
 from accord.agents.handoff import AgentResult, Handoff
 from accord.agents.ledger import current_ledger
 from accord.agents.runner import AgentRunner
@@ -26,6 +27,7 @@ from accord.checkpoints.errors import WriterFenced
 from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
+from accord.graphs.versioning import AgentVersions, run_versioned
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.breaker import BreakerOpen
 from accord.resilience.breaker_sql import BreakerTableCorrupt
@@ -54,6 +56,11 @@ class AgentNode:
     delegates: bool = False
     """The agent declares no successor but the router: a ``handoff_to`` it names is handed on by
     the router, within the router's own table entry."""
+    versions: AgentVersions | None = None
+    """The agent's deployed versions and flag (``accord.graphs.versioning``): each call runs
+    the version its thread is pinned to, or the fallback when the agent is switched off."""
+    blocked: Exception | None = None
+    """Set for a call the agent may not make (switched off): its fallback answers."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         task_id = state.get("active_task") or ""
@@ -65,6 +72,8 @@ class AgentNode:
                        successors=tuple(self.runner.successors))
 
     async def __call__(self, state: dict[str, Any]) -> Command:
+        if self.versions is not None:
+            return await run_versioned(self, self.versions, state)
         handoff = self.handoff(state)
         spec = self.runner.spec
         model = self.runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
@@ -77,6 +86,8 @@ class AgentNode:
                     gate: CallGate | None) -> Command:
         timeout = self.runner.spec.timeout
         try:
+            if self.blocked is not None:
+                raise self.blocked  # switched off: straight to the fallback, no call made
             if gate is not None:
                 await gate.enter()  # an open breaker: straight to the fallback, no call made
             async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
@@ -89,7 +100,7 @@ class AgentNode:
         except Exception as error:  # the declared fallback takes over, else the error path
             if isinstance(error, TimeoutError):
                 error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout:g}s")
-            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt):
+            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt | AgentDisabled):
                 await gate.exit(ok=False, error=error)
             if self.fallback is None:
                 return self._failed(state, error, self.runner)

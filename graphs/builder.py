@@ -28,6 +28,7 @@ from accord.graphs.errors import NodeContractError, WorkflowBuildError
 from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
+from accord.graphs.versioning import AgentVersions
 from accord.guardrails.base import InputGuardrail, MaxInputLength
 
 NodeFn = Callable[[dict[str, Any]], Step] | Callable[[dict[str, Any]], Awaitable[Step]]
@@ -138,6 +139,10 @@ class Workflow:
             raise WorkflowBuildError(f"node {name!r} is declared twice", node=name)
 
     # validation ------------------------------------------------------------------------------
+    def agent_nodes(self) -> dict[str, AgentSpec]:
+        """The agent nodes and the spec each declares (node -> spec)."""
+        return dict(self._agents)
+
     def node_kinds(self) -> dict[str, str]:
         kinds = {self.router_name: "router"}
         kinds.update({n: "agent" for n in self._agents})
@@ -166,11 +171,12 @@ class Workflow:
                 raise WorkflowBuildError(
                     f"router rule targets {target!r}, which the router may not go to", node=target
                 )
-        for name, spec in self._agents.items():
-            if spec.fallback is not None and spec.fallback not in self.registry:
-                raise WorkflowBuildError(
-                    f"agent {name!r} falls back to unknown agent {spec.fallback!r}", node=name
-                )
+        for name, declared in self._agents.items():
+            for spec in (declared, *self.registry.versions(declared.id)):
+                if spec.fallback is not None and spec.fallback not in self.registry:
+                    raise WorkflowBuildError(
+                        f"agent {name!r} ({spec.version}) falls back to unknown agent "
+                        f"{spec.fallback!r}", node=name)
         for key, how in self.context_merges.items():
             if how not in CONTEXT_MERGES:
                 raise WorkflowBuildError(
@@ -214,7 +220,8 @@ class Workflow:
             # Model retries run inside the agent (ModelRetryMiddleware); timeout and fallback
             # run inside the node, so the drawing holds exactly the declared edges.
             node = AgentNode(name, runner, moves, self._return_to(name), fallback,
-                             delegates=not successors and self.router_name in dests(name))
+                             delegates=not successors and self.router_name in dests(name),
+                             versions=self._versions(name, runner, fallback, successors))
             graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():
             approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
@@ -223,6 +230,22 @@ class Workflow:
             graph.add_node(name, self._plain(name, fn, moves), destinations=dests(name))
         graph.add_edge(START, self.router_name)
         return graph
+
+    def _versions(self, name: str, runner: AgentRunner, fallback: AgentRunner | None,
+                  successors: dict[str, str]) -> AgentVersions:
+        """Every registered version of the node's agent, each with its fallback: a thread runs
+        the one it is pinned to, a canary's share of new threads the canary."""
+        spec = runner.spec
+        runners, fallbacks = {spec.version: runner}, {spec.version: fallback}
+        for other in self.registry.versions(spec.id):
+            if other.version in runners:
+                continue
+            runners[other.version] = AgentRunner(other, self.toolbox, self.models,
+                                                 self._middleware[name], successors=successors)
+            fallbacks[other.version] = (
+                AgentRunner(self.registry.get(other.fallback), self.toolbox, self.models,
+                            successors=successors) if other.fallback else None)
+        return AgentVersions(spec.id, spec.version, runners, fallbacks)
 
     def _successors(self, name: str) -> dict[str, str]:
         """The nodes an agent may hand a task to directly (its declared targets other than the

@@ -81,6 +81,8 @@ class AuditKind(StrEnum):
     """A half-open breaker let one probe call through."""
     BREAKER_CLOSED = "breaker_closed"
     """A probe succeeded; the breaker closed."""
+    AGENT_RUN = "agent_run"
+    """An agent node ran: the agent's version, how it was chosen, the outcome, the tokens."""
 
 
 class AuditEvent(BaseModel):
