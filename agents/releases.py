@@ -104,14 +104,15 @@ class ReleaseChange(BaseModel):
     """When (UTC, ISO-8601)."""
 
 
-def check_weight(weight: float) -> float:
+def check_weight(weight: float, agent: str = "") -> float:
     """A canary share in percent; :class:`ReleaseError` outside 0..100."""
+    of = f" of agent {agent}" if agent else ""
     try:
         value = float(weight)
     except (TypeError, ValueError):
-        raise ReleaseError(f"canary weight {weight!r} is not a number of percent") from None
+        raise ReleaseError(f"canary weight{of} {weight!r} is not a number of percent") from None
     if not 0 <= value <= 100:
-        raise ReleaseError(f"canary weight {weight:g}% is out of range: give 0 to 100 percent")
+        raise ReleaseError(f"canary weight{of} {value:g}% is out of range: give 0 to 100 percent")
     return value
 
 

@@ -26,7 +26,7 @@ def _without(versions: tuple[str, ...], version: str) -> tuple[str, ...]:
 def start_canary(store: ReleaseStore, registry: AgentRegistry, agent: str, version: str,
                  weight: float, *, by: str) -> AgentRelease:
     """Send ``weight`` percent of new threads to ``version`` of ``agent``."""
-    share = check_weight(weight)
+    share = check_weight(weight, agent)
     _known(registry, agent, version)
     if store.get(agent).retired:
         raise ReleaseError(f"agent {agent} is retired")

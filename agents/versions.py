@@ -23,7 +23,7 @@ class BreakingChange(AccordError):
 
     def __init__(self, agent: str, old: str, new: str, change: SchemaChange) -> None:
         self.agent, self.old, self.new, self.change = agent, old, new, change
-        major = semver(old)[0] + 1
+        major = semver(old).major + 1
         super().__init__(
             f"agent {agent} {new}: {change.describe()} is a breaking change from {old}; "
             f"release it as {major}.0.0 or keep the contract")

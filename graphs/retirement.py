@@ -32,7 +32,7 @@ def retirement_blockers(workflow: Workflow, agent: str,
     """Why ``agent`` cannot be retired from ``workflow`` now (empty: it can)."""
     blockers: list[str] = []
     agents = workflow.agent_nodes()
-    nodes = {node for node, spec in agents.items() if spec.id == agent}
+    nodes = {node for node, spec in agents.items() if agent in (spec.id, node)}
     for source, target in sorted(workflow.table.pairs()):
         if target in nodes:
             blockers.append(f"transition {source} -> {target} targets it")
