@@ -135,7 +135,7 @@ class AgentVersions:
         extra = {"previous": pick.previous} if pick.previous else {}
         event = audit_event(AuditKind.AGENT_RUN, node=node, agent=spec.id, task_id=task_id,
                             version=spec.version,
-                            choice=pick.choice.value, outcome=outcome, tokens=tokens, **extra)
+                            choice=pick.choice.value, outcome=outcome.value, tokens=tokens, **extra)
         update["audit"] = [event, *audit]
         if pick.choice is not VersionChoice.PINNED:
             update["versions"] = {self.agent: pick.version}

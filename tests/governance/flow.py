@@ -91,3 +91,15 @@ def build_v2() -> Workflow:
 def build_canary() -> Workflow:
     """helper 1.0.0 stable, 1.1.0 deployed beside it for a canary."""
     return build(("1.0.0", "1.1.0"), "1.0.0")
+
+
+def build_clerk() -> Workflow:
+    """A later release that routes to ``clerk``: helper stays registered, no longer used."""
+    registry = AgentRegistry([helper_spec("1.0.0"), BACKUP])
+    clerk = registry.register(AgentSpec(id="clerk", purpose="Clerks", kind="rules",
+                                        handler=lambda h, t: AgentResult("clerk answered")))
+    return (
+        Workflow("desk", router=Router(default="clerk"), max_hops=8, registry=registry)
+        .agent(clerk)
+        .transitions({"router": ["clerk", "END"], "clerk": ["router"]})
+    )
