@@ -62,3 +62,16 @@ def test_readme_handoff_example_runs(tmp_path: Path) -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["billing done", "[('intake', 'legal')]", "triage done"]
+
+
+def test_readme_versions_example_runs(tmp_path: Path) -> None:
+    section = README.split("## Versions, canaries and flags", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "versions.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, last = done.stdout.strip().splitlines()
+    assert 8 <= int(first.split()[0]) <= 32, first  # 20 +- 3 sigma of a binomial(100, 0.2)
+    assert last == "answered by backup"
