@@ -42,7 +42,7 @@ async def test_a_flag_set_from_the_cli_applies_to_the_running_server(serve, tmp_
     with serve(workdir, env) as server:
         first, values = await ask(server.url)
         assert values["versions"] == {"billing_rules": "1.0.0"}
-        assert values["pending"]["action"] == "issue_refund"  # billing answered: an approval
+        assert values["pending"]["agent"] == "billing_rules"  # billing answered: an approval
         done = await asyncio.to_thread(cli, "flags", "set", "billing_rules", "off", "--db",
                                        db_url, "--by", "ops", support_db=support_db)
         assert done.returncode == 0, done.stderr
