@@ -46,6 +46,8 @@ _DDL = {
 }
 _COLUMNS = ("agent", "stable", "canary", "weight", "enabled", "retired", "withdrawn",
             "updated_at", "updated_by")
+_SETUP_LOCK = 0x6163636F72640001
+"""The advisory lock that serialises creating the tables on PostgreSQL."""
 _FIELDS = ("stable", "canary", "weight", "enabled", "retired", "withdrawn")
 """The fields whose changes are audited."""
 
@@ -204,6 +206,8 @@ class SqlReleases(ReleaseStore):
 
     def _setup(self, cur: Any) -> None:
         if not self._ready:
+            if self.dialect == "postgres":  # concurrent CREATE TABLE IF NOT EXISTS can collide
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
             for ddl in _DDL[self.dialect]:
                 cur.execute(ddl)
             self._ready = True
