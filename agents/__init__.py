@@ -2,16 +2,17 @@
 
 from accord.agents.actions import ApprovalPolicy, ToolBox, read_only
 from accord.agents.flags import AgentDisabled
-from accord.agents.handoff import AgentResult, Handoff, ProposedAction
+from accord.agents.handoff import AgentResult, Handoff, ProposedAction, ReviewedAction
 from accord.agents.models import ModelResolver, llm_available
 from accord.agents.registry import AgentRegistry, RegistryError, VersionEntry
 from accord.agents.releases import AgentRelease, ReleaseError
-from accord.agents.runner import AgentRunner, ToolCalls, ToolNotDeclared
+from accord.agents.runner import ActionRejected, AgentRunner, ToolCalls, ToolNotDeclared
 from accord.agents.spec import AgentSpec, RetrySpec, SpecError, load_specs
 from accord.agents.versions import BreakingChange
 
 __all__ = [
     "read_only",
+    "ActionRejected",
     "AgentDisabled",
     "AgentRegistry",
     "AgentRelease",
@@ -26,6 +27,7 @@ __all__ = [
     "RegistryError",
     "ReleaseError",
     "RetrySpec",
+    "ReviewedAction",
     "SpecError",
     "ToolBox",
     "ToolCalls",

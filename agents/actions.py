@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ValidationError
 
 from accord.agents.handoff import ProposedAction
 from accord.agents.ledger import Ledger
@@ -45,6 +46,9 @@ class ApprovalPolicy:
     """Risk shown to the approver."""
     description: str = ""
     """Human-readable rule, shown in payloads and docs (for example 'amount > 100')."""
+    decisions: tuple[Literal["approve", "edit", "reject", "respond"], ...] = (
+        "approve", "edit", "reject", "respond")
+    """The decisions a reviewer may give (the request's ``allowed_decisions``)."""
 
     def applies(self, tool: str, args: Mapping[str, Any]) -> bool:
         return tool == self.tool and (self.when is None or bool(self.when(args)))
@@ -98,6 +102,43 @@ class ToolBox:
             approval_node=policy.approval_node,
             idempotency_key=key,
         )
+
+    def args_schema(self, tool: str) -> dict[str, Any]:
+        """The JSON schema of the arguments a reviewer may edit (the idempotency key aside)."""
+        found = self.tools.get(tool)
+        schema = found.tool_call_schema if found is not None else None
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            shown = schema.model_json_schema()
+        elif isinstance(schema, dict):
+            shown = dict(schema)
+        else:
+            return {"type": "object"}
+        shown["properties"] = {k: v for k, v in (shown.get("properties") or {}).items()
+                               if k != IDEMPOTENCY_ARG}
+        if "required" in shown:
+            shown["required"] = [k for k in shown["required"] if k != IDEMPOTENCY_ARG]
+        return shown
+
+    def check_args(self, tool: str, args: Mapping[str, Any]) -> str | None:
+        """Why ``args`` do not fit the tool (an unknown argument, a value its schema refuses),
+        or ``None`` when they do (or the tool declares no pydantic schema)."""
+        found = self.tools.get(tool)
+        schema = found.tool_call_schema if found is not None else None
+        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+            return None
+        fields = set(schema.model_fields) - {IDEMPOTENCY_ARG}
+        unknown = sorted(set(args) - fields)
+        if unknown:
+            return (f"{tool} takes no argument {', '.join(map(repr, unknown))} "
+                    f"(it takes {', '.join(sorted(fields))})")
+        try:
+            schema.model_validate(dict(args))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            message = err.get("msg", str(exc)).removeprefix("Value error, ")
+            return f"{where}: {message}" if where else message
+        return None
 
     def accepts_key(self, tool: str) -> bool:
         """Whether the tool takes an ``idempotency_key`` (a side-effecting tool)."""

@@ -10,13 +10,27 @@ from contextvars import ContextVar
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain.agents.middleware import AgentMiddleware, hook_config
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+    messages_from_dict,
+    messages_to_dict,
+)
 from langgraph._internal._constants import CONFIG_KEY_DURABILITY
 from pydantic import ValidationError
 
 from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
-from accord.agents.handoff import HANDOFF_TARGET, AgentResult, Handoff, ProposedAction, handoff_tool
+from accord.agents.handoff import (
+    HANDOFF_TARGET,
+    AgentResult,
+    Handoff,
+    ProposedAction,
+    ReviewedAction,
+    handoff_tool,
+)
 from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
 from accord.errors import AccordError
@@ -31,6 +45,14 @@ model the resolver builds)."""
 
 class ToolNotDeclared(AccordError):
     """An agent called a tool its spec does not declare."""
+
+
+class ActionRejected(AccordError):
+    """A rule-based agent called a tool whose held call a reviewer rejected."""
+
+    def __init__(self, review: ReviewedAction) -> None:
+        self.review = review
+        super().__init__(f"{review.tool} was rejected: {review.message or 'no reason given'}")
 
 
 def action_key(handoff: Handoff, tool: str, args: dict[str, Any]) -> str:
@@ -49,16 +71,42 @@ class ToolCalls:
         self.log: list[dict[str, Any]] = []
 
     def gate(self, tool: str, args: dict[str, Any], *, why: str = "") -> ProposedAction | None:
-        """The action to hold for approval, or ``None`` when the call may run now."""
-        self._check(tool)
-        return self._toolbox.gate(tool, args, key=action_key(self._handoff, tool, args), reason=why)
-
-    def __call__(self, tool: str, **args: Any) -> Any:
-        """Run a tool that needs no approval (side effects keyed for exactly-once)."""
+        """The action to hold for approval, or ``None`` when the call may run now (no policy
+        holds it, or a reviewer already decided on it: see :meth:`review`)."""
         self._check(tool)
         key = action_key(self._handoff, tool, args)
+        if self._handoff.review(key=key) is not None:
+            return None
+        return self._toolbox.gate(tool, args, key=key, reason=why)
+
+    def review(self, tool: str, args: dict[str, Any]) -> ReviewedAction | None:
+        """The reviewer's decision on this call, once it was held and decided."""
+        return self._handoff.review(key=action_key(self._handoff, tool, args))
+
+    def __call__(self, tool: str, **args: Any) -> Any:
+        """Run a tool that needs no approval (side effects keyed for exactly-once).
+
+        A call a reviewer decided on is not run again: approved or edited, it returns the
+        result of the run the approval made; answered (``respond``), the reviewer's message;
+        rejected, it raises :class:`ActionRejected`.
+        """
+        self._check(tool)
+        key = action_key(self._handoff, tool, args)
+        review = self._handoff.review(key=key)
+        if review is not None:
+            return self._reviewed(review, args)
         result = self._toolbox.run(tool, args, key=key, ledger=self._handoff.ledger)
         self.log.append({"tool": tool, "args": args, "result": result})
+        return result
+
+    def _reviewed(self, review: ReviewedAction, args: dict[str, Any]) -> Any:
+        if review.decision == "reject":
+            raise ActionRejected(review)
+        if review.error is not None:
+            raise RuntimeError(f"{review.tool} was approved but failed: {review.error}")
+        result = review.message if review.decision == "respond" else review.result
+        self.log.append({"tool": review.tool, "args": args, "result": result,
+                         "decision": review.decision})
         return result
 
     def _check(self, tool: str) -> None:
@@ -70,12 +118,23 @@ _HANDOFF: ContextVar[Handoff] = ContextVar("accord_handoff")
 """The handoff of the agent call in progress (the compiled agent is shared between calls)."""
 
 
+def _held(message: BaseMessage) -> dict[str, Any] | None:
+    """The action a held call's answer carries, else ``None``."""
+    if isinstance(message, ToolMessage) and isinstance(message.artifact, dict):
+        return message.artifact.get(PENDING_ARTIFACT)
+    return None
+
+
 class ApprovalGateMiddleware(AgentMiddleware):
     """Holds back tool calls that a declared policy sends to a human.
 
-    The held call is answered with a ``ToolMessage`` saying it awaits approval; the proposed
-    action travels in the message artifact so the workflow can route to the approval node.
-    Calls that may run get an idempotency key, so a re-run after a crash is a no-op.
+    A held call is answered with a ``ToolMessage`` saying it awaits approval (the proposed
+    action in its artifact); the other calls of the turn run; then the loop stops before the
+    next model call, so every held call of the turn goes to one approval. Once the calls are
+    decided the loop continues from there with the decisions as the calls' tool messages
+    (:meth:`AgentRunner.arun` with a transcript), as LangChain's ``HumanInTheLoopMiddleware``
+    does. A call already decided is answered with its decision, never held again. Calls that
+    may run get an idempotency key, so a re-run after a crash is a no-op.
     """
 
     def __init__(self, toolbox: ToolBox) -> None:
@@ -94,8 +153,14 @@ class ApprovalGateMiddleware(AgentMiddleware):
         call = request.tool_call
         args = {k: v for k, v in call["args"].items() if k != IDEMPOTENCY_ARG}
         key = action_key(handoff, call["name"], args)
+        review = handoff.review(key=key)
+        if review is not None:  # decided already: the decision answers, nothing runs again
+            return request, key, ToolMessage(
+                content=review.answer(), tool_call_id=call["id"], name=call["name"],
+                status="success" if review.ran or review.decision == "respond" else "error")
         action = self.toolbox.gate(call["name"], args, key=key)
         if action is not None:
+            action = ProposedAction(**{**action.as_dict(), "tool_call_id": call["id"] or ""})
             held = ToolMessage(
                 content=f"{call['name']} is held for human approval ({action.reason}).",
                 tool_call_id=call["id"],
@@ -106,6 +171,17 @@ class ApprovalGateMiddleware(AgentMiddleware):
         if self.toolbox.accepts_key(call["name"]):
             request = request.override(tool_call={**call, "args": {**args, IDEMPOTENCY_ARG: key}})
         return request, key, None
+
+    @hook_config(can_jump_to=["end"])
+    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """Stop the loop once the last turn's tools ran with calls held: they wait for a
+        decision, which the loop continues from."""
+        for message in reversed(state["messages"]):
+            if isinstance(message, AIMessage):
+                return None
+            if _held(message) is not None:
+                return {"jump_to": "end"}
+        return None
 
     @staticmethod
     def _recordable(result: Any) -> bool:
@@ -224,16 +300,17 @@ class AgentRunner:
             name=self.spec.id,
         )
 
-    def _llm_result(self, state: dict[str, Any]) -> AgentResult:
+    def _llm_result(self, state: dict[str, Any], start: int = 0) -> AgentResult:
+        """The agent's result from its loop's messages (those from ``start`` on are this run's)."""
         messages = state["messages"]
-        action: ProposedAction | None = None
+        held: list[ProposedAction] = []
         handoff_to: str | None = None
         tool_calls: list[dict[str, Any]] = []
-        for message in messages:
+        for message in messages[start:]:
             if isinstance(message, ToolMessage):
                 artifact = message.artifact if isinstance(message.artifact, dict) else {}
-                if PENDING_ARTIFACT in artifact:
-                    action = ProposedAction(**artifact[PENDING_ARTIFACT])
+                if (action := _held(message)) is not None:
+                    held.append(ProposedAction(**action))
                 if artifact.get(HANDOFF_TARGET) in self.successors:
                     handoff_to = artifact[HANDOFF_TARGET]
                 call = {"tool": message.name, "result": message.content}
@@ -244,31 +321,54 @@ class AgentRunner:
         reply = final.text if final is not None else ""
         structured = state.get("structured_response")
         output = structured.model_dump() if hasattr(structured, "model_dump") else structured
-        if action is not None:
+        if held:
             handoff_to = None  # the approval decides first
+            reply = reply or f"{', '.join(a.tool for a in held)} awaits approval."
         return AgentResult(
             reply=reply,
-            status="needs_approval" if action else "handoff" if handoff_to else "completed",
+            status="needs_approval" if held else "handoff" if handoff_to else "completed",
             output=output,
-            action=action,
+            action=held[0] if held else None,
+            actions=tuple(held[1:]),
             handoff_to=handoff_to,
             tool_calls=tuple(tool_calls),
+            transcript=tuple(messages_to_dict(messages)) if held else (),
         )
 
+    @staticmethod
+    def _continued(transcript: Sequence[dict[str, Any]], handoff: Handoff) -> list[BaseMessage]:
+        """The loop's messages with each held call answered by its decision."""
+        messages = messages_from_dict(list(transcript))
+        for i, message in enumerate(messages):
+            action = _held(message)
+            review = handoff.review(key=action["idempotency_key"]) if action else None
+            if review is not None:
+                messages[i] = ToolMessage(
+                    content=review.answer(), tool_call_id=message.tool_call_id, name=message.name,
+                    status="success" if review.ran or review.decision == "respond" else "error")
+        return messages
+
     # public -------------------------------------------------------------------------------
-    async def arun(self, handoff: Handoff) -> AgentResult:
-        """Run the agent on a handoff (rule handlers run in a worker thread)."""
+    async def arun(self, handoff: Handoff, transcript: Sequence[dict[str, Any]] = ()) -> AgentResult:
+        """Run the agent on a handoff (rule handlers run in a worker thread).
+
+        ``transcript`` (an LLM agent's messages up to its held calls) continues that loop with
+        the decisions in ``handoff.reviews``; a rule-based agent is simply run again and finds
+        them in its handoff.
+        """
         self._validate_input(handoff)
         if self.spec.kind == "rules":
             return self._validate_output(await asyncio.to_thread(self._run_rules, handoff))
         agent = self._agent()
+        messages = (self._continued(transcript, handoff) if transcript
+                    else [HumanMessage(handoff.render())])
         token = _HANDOFF.set(handoff)
         try:
             # The inner loop gets a durability of its own: under a parent run at
             # durability="sync" a checkpointer-less graph that inherits it fails on
             # `_put_checkpoint_fut` (see tests/engine/test_inner_durability.py).
-            state = await agent.ainvoke({"messages": [HumanMessage(handoff.render())]},
+            state = await agent.ainvoke({"messages": messages},
                                         {"configurable": {CONFIG_KEY_DURABILITY: "exit"}})
         finally:
             _HANDOFF.reset(token)
-        return self._validate_output(self._llm_result(state))
+        return self._validate_output(self._llm_result(state, start=len(messages)))

@@ -81,6 +81,10 @@ class AgentSpec(BaseModel):
     """``provider:model`` or a tier name (``small``, ``large``) resolved by configuration."""
     handler: Any = None
     """For rule-based agents: a callable ``(handoff, tools) -> AgentResult`` or its import path."""
+    rules: Any = None
+    """For LLM agents: the handler of a rule-based twin (a callable or its import path). The
+    twin (:meth:`twin`, id ``<id>_rules``) runs in the agent's place when no model is
+    configured, and is the agent's fallback (unless it names another)."""
     reads: tuple[str, ...] = ()
     """Shared-context keys handed to the agent."""
     writes: tuple[str, ...] = ()
@@ -110,7 +114,7 @@ class AgentSpec(BaseModel):
             raise ValueError(f"version {value!r} is not semantic (MAJOR.MINOR.PATCH)")
         return value
 
-    @field_validator("input_schema", "output_schema", "handler", mode="before")
+    @field_validator("input_schema", "output_schema", "handler", "rules", mode="before")
     @classmethod
     def _resolve_import(cls, value: Any) -> Any:
         return import_object(value) if isinstance(value, str) else value
@@ -121,7 +125,21 @@ class AgentSpec(BaseModel):
             raise ValueError(f"rule-based agent {self.id!r} needs a callable handler")
         if self.kind == "llm" and not self.model:
             raise ValueError(f"LLM agent {self.id!r} needs a model or tier")
+        if self.rules is not None and (self.kind != "llm" or not callable(self.rules)):
+            raise ValueError(f"agent {self.id!r}: rules names a rule-based twin's handler, "
+                             "for an LLM agent")
         return self
+
+    def twin(self) -> AgentSpec | None:
+        """The rule-based twin an LLM agent declares with ``rules``: the same tools, context
+        keys, schemas and timeout, no responsibilities of its own (``None`` without one)."""
+        if self.rules is None:
+            return None
+        return AgentSpec(id=f"{self.id}_rules", version=self.version, kind="rules",
+                         purpose=f"{self.purpose} (rule-based twin)", handler=self.rules,
+                         tools=self.tools, reads=self.reads, writes=self.writes,
+                         input_schema=self.input_schema, output_schema=self.output_schema,
+                         timeout=self.timeout)
 
     @property
     def key(self) -> str:

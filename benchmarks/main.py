@@ -1,4 +1,4 @@
-"""The harness: run the six sections, write ``REPORT.md`` and plots, print the tables."""
+"""The harness: run the seven sections, write ``REPORT.md`` and plots, print the tables."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ SECTIONS = {
     4: ("s4_resume", "Resume latency", False),
     5: ("s5_waiting", "Many waiting threads", False),
     6: ("s6_storage", "Storage", False),
+    7: ("s7_lines", "Lines of code: the publishing desk", False),
 }
 """number -> (module, title, needs PostgreSQL)."""
 

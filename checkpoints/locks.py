@@ -30,9 +30,14 @@ POLL_INTERVAL = 0.05
 T = TypeVar("T")
 
 
-def advisory_key(thread_id: str) -> int:
-    """A signed 64-bit advisory-lock key for a thread id, the same in every process."""
-    digest = hashlib.sha256(f"accord.thread:{thread_id}".encode()).digest()
+def advisory_key(thread_id: str, schema: str = "public") -> int:
+    """A signed 64-bit advisory-lock key for a thread id, the same in every process.
+
+    Advisory locks are database-wide while accord's tables live in a schema: two deployments on
+    one database in different schemas (``search_path``) each get keys of their own, so a thread
+    id the other one uses never makes a thread busy here."""
+    scope = "" if schema == "public" else f"{schema}:"
+    digest = hashlib.sha256(f"accord.thread:{scope}{thread_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 

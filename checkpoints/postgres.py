@@ -54,11 +54,19 @@ class AccordPostgresSaver(AccordSaver, PostgresSaver):
         self._active = threading.local()
         self._locks = locks
         self._local = ProcessLocks()  # advisory locks are re-entrant within one session
+        self._schema: str | None = None
 
     def setup(self) -> None:
         super().setup()
         with self._cursor() as cur:
             POSTGRES.setup(cur)
+
+    def _lock_key(self, thread_id: str) -> int:
+        """The thread's advisory-lock key in the schema accord's tables are in."""
+        if self._schema is None:
+            self._schema = self._read(
+                lambda cur: cur.execute("SELECT current_schema() AS s").fetchone()["s"]) or "public"
+        return advisory_key(thread_id, self._schema)
 
     @contextmanager
     def _pooled(self) -> Iterator[psycopg.Connection]:
@@ -163,7 +171,7 @@ class AccordPostgresSaver(AccordSaver, PostgresSaver):
         return self._retry(attempt)
 
     def _claim(self, spec: RunSpec, rule: ClaimRule) -> tuple[Claim, Any]:
-        key = advisory_key(spec.thread_id)
+        key = self._lock_key(spec.thread_id)
         local = self._local.acquire(spec.thread_id, spec.wait)
 
         def once() -> Claim | None:
@@ -201,7 +209,7 @@ class AccordPostgresSaver(AccordSaver, PostgresSaver):
         PostgresSaver.prune(self, thread_ids, strategy=strategy)
 
     def _hold(self, thread_id: str, wait: float) -> Any:
-        key = advisory_key(thread_id)
+        key = self._lock_key(thread_id)
         local = self._local.acquire(thread_id, wait)
 
         def once() -> bool | None:

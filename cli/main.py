@@ -13,28 +13,44 @@ from rich.prompt import Prompt
 from rich.table import Table
 
 from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, err, fail, guarded, out
-from accord.cli.render import LiveView, audit_table
+from accord.cli.render import LiveView, actions_of, approval_panel, audit_table, pending_line
 from accord.cli.session import RunOutcome, Session, tasks_of
 from accord.errors import AccordError
-from accord.graphs.approval import parse_decision
 from accord.graphs.catalog import CATALOG, load_workflow
+from accord.graphs.hitl import ALL_DECISIONS, parse_decision
 from accord.records import ThreadStatus
 
 
-def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
-    choice = Prompt.ask("approve / reject / edit", choices=["approve", "reject", "edit"], console=err)
+def _ask_one(request: dict[str, Any], allowed: list[str], by: str, many: bool) -> dict[str, Any]:
+    """One LangChain decision on one held action, asked at the terminal."""
+    prefix = f"{request.get('name')}: " if many else ""
+    choice = Prompt.ask(f"{prefix}{' / '.join(allowed)}", choices=allowed, console=err)
     if choice == "approve":
-        return {"decision": "approve", "by": by}
+        return {"type": "approve"}
     if choice == "reject":
-        return {"decision": "reject", "reason": Prompt.ask("reason", console=err), "by": by}
+        return {"type": "reject", "message": Prompt.ask("reason", console=err)}
+    if choice == "respond":
+        return {"type": "respond", "message": Prompt.ask("answer for the agent", console=err)}
     while True:
-        raw = Prompt.ask(f"new args as JSON (were {json.dumps(payload.get('args'))})", console=err)
+        raw = Prompt.ask(f"new args as JSON, merged over {json.dumps(request.get('args'))}",
+                         console=err)
         try:
-            return parse_decision({"decision": "edit", "args": json.loads(raw), "by": by}).model_dump()
+            args = json.loads(raw)
         except json.JSONDecodeError as exc:
             err.print(f"[red]not valid JSON: {exc.msg}[/]")
-        except AccordError as exc:
-            err.print(f"[red]{exc}[/]")
+            continue
+        if isinstance(args, dict):
+            return {"type": "edit", "edited_action": {"name": request.get("name"),
+                                                      "args": {**request.get("args", {}), **args}}}
+        err.print("[red]the args must be a JSON object[/]")
+
+
+def ask_decision(payload: dict[str, Any], by: str) -> dict[str, Any]:
+    """The decisions on an approval, one per held action (LangChain's ``{"decisions": [...]}``)."""
+    held = actions_of(payload)
+    decisions = [_ask_one(request, list(config.get("allowed_decisions") or ALL_DECISIONS), by,
+                          len(held) > 1) for request, config in held]
+    return {"decisions": decisions, "by": by}
 
 
 def interactive(no_input: bool, as_json: bool) -> bool:
@@ -89,6 +105,10 @@ def resume(
     approve: bool = typer.Option(False, "--approve", help="Approve the pending action"),
     reject: str = typer.Option(None, "--reject", metavar="REASON", help="Reject it, with a reason"),
     edit: str = typer.Option(None, "--edit", metavar="JSON", help="Approve with edited arguments"),
+    respond: str = typer.Option(None, "--respond", metavar="MESSAGE",
+                                help="Answer the agent in place of the tool (it does not run)"),
+    decisions: str = typer.Option(None, "--decisions", metavar="JSON",
+                                  help='LangChain\'s {"decisions": [...]}, one per held action'),
     by: str = typer.Option(None, "--by", help="Who decides (default: current user)"),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json"),
@@ -97,7 +117,9 @@ def resume(
 ) -> None:
     """Answer a pending approval, or (without a decision) continue a thread cut short by a crash."""
     chosen = [name for name, on in (("--approve", approve), ("--reject", reject is not None),
-                                     ("--edit", edit is not None)) if on]
+                                     ("--edit", edit is not None),
+                                     ("--respond", respond is not None),
+                                     ("--decisions", decisions is not None)) if on]
     if len(chosen) > 1:
         fail(f"choose one of {', '.join(chosen)}")
     who = by or getpass.getuser()
@@ -113,6 +135,17 @@ def resume(
             except json.JSONDecodeError as exc:
                 fail(f"--edit is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})")
             decision = parse_decision({"decision": "edit", "args": args, "by": who}).model_dump(exclude_none=True)
+        elif respond is not None:
+            decision = parse_decision({"decision": "respond", "message": respond, "by": who}).model_dump(exclude_none=True)
+        elif decisions is not None:
+            try:
+                given = json.loads(decisions)
+            except json.JSONDecodeError as exc:
+                fail(f"--decisions is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})")
+            given = {"decisions": given} if isinstance(given, list) else given
+            if not isinstance(given, dict) or not isinstance(given.get("decisions"), list):
+                fail('--decisions must be {"decisions": [...]} or a list of decisions')
+            decision = {**given, "by": given.get("by") or who}
     except AccordError as exc:
         fail(str(exc))
     view = LiveView(err if as_json else out, enabled=not as_json)
@@ -152,8 +185,7 @@ def threads(
         return
     table = Table("thread", "graph", "status", "updated", "pending / error")
     for row in rows:
-        pending = row["pending"] or {}
-        what = f"{pending.get('action')} {json.dumps(pending.get('args'))}" if pending else ""
+        what = pending_line(row["pending"]) if row["pending"] else ""
         table.add_row(row["thread_id"], row["graph"] or "", row["status"],
                       row["updated_at"][:19], what or (row["error"] or ""))
     out.print(table)
@@ -194,6 +226,8 @@ def show(
     out.print(f"[bold]{thread}[/] ({outcome.graph}) [bold]{outcome.status}[/]")
     if outcome.error:
         out.print(f"[red]{outcome.error}[/]", highlight=False)
+    if outcome.interrupt:
+        out.print(approval_panel(outcome.interrupt))
     for message in values.get("messages", []):
         out.print(f"  [dim]{message.type}[/] {getattr(message, 'name', None) or ''}: {message.text}", highlight=False)
     table = Table("task", "agent", "status", "result", title="tasks")

@@ -37,7 +37,9 @@ def event_line(event: dict[str, Any]) -> str | None:
     if kind is AuditKind.TRANSITION:
         return f"[dim]step  {node} {ARROW} {event['target']} (hop {event.get('hop')})[/]"
     if kind is AuditKind.HUMAN_DECISION:
-        return f"[magenta]human[/] {event['decision']} by {event.get('by')} {event.get('reason') or ''}".rstrip()
+        what = f" {event['tool']}" if event.get("tool") else ""
+        return (f"[magenta]human[/] {event['decision']}{what} by {event.get('by')} "
+                f"{event.get('reason') or ''}").rstrip()
     if kind is AuditKind.FALLBACK:
         return f"[red]fallback[/] {event['agent']} failed ({_short(event['error'])}); {event['fallback']} takes over"
     if kind is AuditKind.AGENT_FAILED:
@@ -71,16 +73,45 @@ class LiveView:
     def approval(self, payload: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        body = "\n".join(
-            [
-                f"agent:  {payload.get('agent')}",
-                f"action: {payload.get('action')}({_short(payload.get('args'), 200)})",
-                f"reason: {payload.get('reason')}",
-                f"risk:   {payload.get('risk')}",
-            ]
-            + ([f"[red]last answer rejected: {payload['error']}[/]"] if payload.get("error") else [])
-        )
-        self.console.print(Panel(body, title=f"approval needed at {payload.get('approval_node')}"))
+        self.console.print(approval_panel(payload))
+
+
+def actions_of(payload: dict[str, Any] | None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """An approval's held actions, each with its review config (LangChain's HITL shape; a
+    payload of one flat action, from before, reads as one)."""
+    payload = payload or {}
+    requests = payload.get("action_requests")
+    if requests is None and payload.get("action"):
+        requests = [{"name": payload["action"], "args": payload.get("args") or {},
+                     "description": payload.get("reason", "")}]
+    configs = {c.get("action_name"): c for c in payload.get("review_configs") or []}
+    return [(r, configs.get(r.get("name"), {})) for r in requests or []]
+
+
+def pending_line(payload: dict[str, Any] | None) -> str:
+    """One line naming what an approval waits on, for tables."""
+    return "; ".join(f"{r.get('name')} {json.dumps(r.get('args'), default=str)}"
+                     for r, _ in actions_of(payload))
+
+
+def approval_panel(payload: dict[str, Any]) -> Panel:
+    """An approval request: who asks, then each held action with the decisions it allows."""
+    held = actions_of(payload)
+    lines = [f"agent:  {payload.get('agent')}", f"risk:   {payload.get('risk')}",
+             f"reason: {payload.get('reason')}"]
+    for i, (request, config) in enumerate(held, 1):
+        number = f"{i}. " if len(held) > 1 else ""
+        lines.append(f"{number}[bold]{request.get('name')}[/]({_short(request.get('args'), 200)})")
+        if request.get("description") and request["description"] != payload.get("reason"):
+            lines.append(f"   {request['description']}")
+        if config.get("allowed_decisions"):
+            lines.append(f"   [dim]decisions: {', '.join(config['allowed_decisions'])}[/]")
+    if payload.get("error"):
+        lines.append(f"[red]last answer rejected: {payload['error']}[/]")
+    title = f"approval needed at {payload.get('approval_node')}"
+    if len(held) > 1:
+        title += f" ({len(held)} actions)"
+    return Panel("\n".join(lines), title=title)
 
 
 def audit_table(events: list[AuditEvent]) -> Table:

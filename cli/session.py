@@ -69,7 +69,8 @@ def describe(thread_id: str, graph_name: str, snapshot: Any,
         snapshot.interrupts[0].value if snapshot.interrupts else None)
     hint = None
     if status is ThreadStatus.INTERRUPTED:
-        hint = f"accord resume {thread_id} --approve | --reject REASON | --edit JSON"
+        hint = (f"accord resume {thread_id} --approve | --reject REASON | --edit JSON | "
+                "--respond MESSAGE")
     elif status in (ThreadStatus.FAILED, ThreadStatus.RUNNING):
         hint = f"accord resume {thread_id}"
     return RunOutcome(

@@ -7,7 +7,13 @@
 - ``portal``: the event loop synchronous callers run on.
 """
 
-from accord.engine.errors import InvalidInput, NotWaiting, ThreadUnfinished, ThreadWaiting
+from accord.engine.errors import (
+    InvalidInput,
+    NotWaiting,
+    ThreadIdMissing,
+    ThreadUnfinished,
+    ThreadWaiting,
+)
 from accord.engine.graph import AccordGraph, EngineSettings
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "EngineSettings",
     "InvalidInput",
     "NotWaiting",
+    "ThreadIdMissing",
     "ThreadUnfinished",
     "ThreadWaiting",
 ]

@@ -11,6 +11,15 @@ class InvalidInput(AccordError):
     """The input does not fit the graph's input schema; nothing was saved."""
 
 
+class ThreadIdMissing(AccordError, ValueError):
+    """A graph with a checkpointer was run without ``configurable.thread_id``; nothing was saved."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this graph has a checkpointer, so every run needs a thread: pass "
+            "config={'configurable': {'thread_id': '...'}}")
+
+
 class ThreadWaiting(AccordError):
     """A new request was sent to a thread that waits for a decision."""
 
@@ -26,7 +35,7 @@ class ThreadWaiting(AccordError):
         super().__init__(
             f"thread {thread_id!r} is waiting for a decision{what}; answer it first "
             f"(Command(resume=...); from the CLI: accord resume {thread_id} --approve | "
-            "--reject REASON | --edit JSON)"
+            "--reject REASON | --edit JSON | --respond MESSAGE)"
         )
 
 
@@ -47,4 +56,4 @@ class NotWaiting(AccordError):
     """A decision was sent to a thread that is not waiting for one."""
 
 
-__all__ = ["InvalidInput", "NotWaiting", "ThreadUnfinished", "ThreadWaiting"]
+__all__ = ["InvalidInput", "NotWaiting", "ThreadIdMissing", "ThreadUnfinished", "ThreadWaiting"]

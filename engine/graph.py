@@ -43,7 +43,7 @@ from accord.checkpoints.accord_saver import AccordSaver, ClaimRefused
 from accord.checkpoints.errors import ThreadNotFound
 from accord.checkpoints.foreign import journaled
 from accord.checkpoints.runs import RUN_KEY, RunHandle, RunKind, RunSpec
-from accord.engine.errors import NotWaiting, ThreadUnfinished, ThreadWaiting
+from accord.engine.errors import NotWaiting, ThreadIdMissing, ThreadUnfinished, ThreadWaiting
 from accord.engine.inputs import (
     dump_request,
     load_request,
@@ -210,6 +210,8 @@ class AccordGraph(CompiledStateGraph):
             # personal data never reaches a model, the recorded request or a checkpoint
             request = await redact_request(self.engine.input_guardrails, request, saver,
                                            thread_id)
+        if saver is not None and thread_id is None and not configurable.get(CONFIG_KEY_CHECKPOINT_ID):
+            raise ThreadIdMissing()
         if saver is None or thread_id is None:
             plain = request if request is not None else input
             return _Run(None, None, plain, merged, kwargs)

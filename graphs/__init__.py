@@ -4,7 +4,6 @@ The example workflow lives in ``accord.graphs.support`` (imported on demand).
 """
 
 from accord.errors import AccordError
-from accord.graphs.approval import ApprovalDecision, ApprovalRequest, parse_decision
 from accord.graphs.builder import Workflow
 from accord.graphs.errors import (
     HopBudgetExceeded,
@@ -13,6 +12,13 @@ from accord.graphs.errors import (
     NodeContractError,
     UnknownGraph,
     WorkflowBuildError,
+)
+from accord.graphs.hitl import (
+    ActionDecision,
+    ApprovalDecision,
+    ApprovalRequest,
+    parse_decision,
+    parse_resume,
 )
 from accord.graphs.router import (
     KeywordRule,
@@ -27,6 +33,7 @@ from accord.graphs.transitions import Step, TransitionTable
 
 __all__ = [
     "AccordError",
+    "ActionDecision",
     "ApprovalDecision",
     "ApprovalRequest",
     "HopBudgetExceeded",
@@ -46,4 +53,5 @@ __all__ = [
     "WorkflowBuildError",
     "WorkflowState",
     "parse_decision",
+    "parse_resume",
 ]

@@ -20,7 +20,7 @@ from langgraph.graph import END
 from langgraph.types import Command
 
 from accord.agents.flags import AgentDisabled
-from accord.agents.handoff import AgentResult, Handoff
+from accord.agents.handoff import AgentResult, Handoff, ReviewedAction
 from accord.agents.ledger import current_ledger
 from accord.agents.runner import AgentRunner
 from accord.checkpoints.errors import WriterFenced
@@ -56,6 +56,8 @@ class AgentNode:
     delegates: bool = False
     """The agent declares no successor but the router: a ``handoff_to`` it names is handed on by
     the router, within the router's own table entry."""
+    approval_nodes: frozenset[str] = frozenset()
+    """The graph's approval nodes: coming back from one continues the agent's visit."""
     versions: AgentVersions | None = None
     """The agent's deployed versions and flag (``accord.graphs.versioning``): each call runs
     the version its thread is pinned to, or the fallback when the agent is switched off."""
@@ -67,53 +69,82 @@ class AgentNode:
         task = (state.get("tasks") or {}).get(task_id, {})
         context = state.get("context") or {}
         reads = {k: context[k]["value"] for k in self.runner.spec.reads if k in context}
+        # the agent's visits of this request; a return from an approval continues a visit
+        visit = sum(1 for e in state.get("audit") or ()
+                    if e.get("kind") == "transition" and e.get("target") == self.name
+                    and e.get("node") not in self.approval_nodes)
+        ledger = current_ledger(task_id, scope=f"{self.name}.{visit}")
+        reviews = tuple(ReviewedAction.from_dict(r) for r in task.get("reviews") or ())
         return Handoff(task_id=task_id, query=task.get("query", ""), context=reads,
-                       thread_id=thread_id(), ledger=current_ledger(task_id),
-                       successors=tuple(self.runner.successors))
+                       thread_id=thread_id(), ledger=ledger,
+                       successors=tuple(self.runner.successors), reviews=reviews)
+
+    def _returned(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The held actions this agent proposed for the active task, back from an approval."""
+        pending = state.get("pending")
+        if (isinstance(pending, dict) and pending.get("node") == self.name
+                and pending.get("task_id") == (state.get("active_task") or "")):
+            return pending
+        return None
 
     async def __call__(self, state: dict[str, Any]) -> Command:
         if self.versions is not None:
             return await run_versioned(self, self.versions, state)
+        returned = self._returned(state)
+        if returned is not None:
+            decided = {r["key"] for r in returned.get("reviews") or ()}
+            waiting = [a for a in returned["actions"] if a["idempotency_key"] not in decided]
+            if waiting:  # held calls of the turn that another approval node decides
+                node = waiting[0]["approval_node"]
+                return self.transitions.command(self.name, state, Step(node, {
+                    "pending": {**returned, "approval_node": node}}))
         handoff = self.handoff(state)
-        spec = self.runner.spec
-        model = self.runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
+        runner, fallback = self.runner, self.fallback
+        if returned is not None and fallback is not None and returned.get("agent") == fallback.spec.id:
+            runner, fallback = fallback, None  # the fallback proposed it: it gets the decision
+        transcript = tuple(returned.get("transcript") or ()) if returned is not None else ()
+        spec = runner.spec
+        model = runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
         gate = CallGate.open(node=self.name, agent=spec.id, task_id=handoff.task_id,
                              spec=spec.breaker, model=model)
-        command = await self._call(state, handoff, gate)
+        command = await self._call(state, handoff, gate, runner, fallback, transcript)
         return gate.noted(command) if gate is not None else command
 
-    async def _call(self, state: dict[str, Any], handoff: Handoff,
-                    gate: CallGate | None) -> Command:
-        timeout = self.runner.spec.timeout
+    async def _call(self, state: dict[str, Any], handoff: Handoff, gate: CallGate | None,
+                    runner: AgentRunner, fallback: AgentRunner | None,
+                    transcript: tuple[dict[str, Any], ...]) -> Command:
+        timeout = runner.spec.timeout
         try:
-            if self.blocked is not None:
+            if self.blocked is not None and runner is self.runner:
                 raise self.blocked  # switched off: straight to the fallback, no call made
             if gate is not None:
                 await gate.enter()  # an open breaker: straight to the fallback, no call made
             async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
-                result = await self.runner.arun(handoff)
+                result = await (runner.arun(handoff, transcript=transcript)
+                                if transcript and runner.spec.kind == "llm"
+                                else runner.arun(handoff))
             if gate is not None:
                 await gate.exit(ok=True)
-            return self.settle(state, result, self.runner)
+            return self.settle(state, result, runner)
         except PASS_THROUGH:
             raise
         except Exception as error:  # the declared fallback takes over, else the error path
             if isinstance(error, TimeoutError):
-                error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout:g}s")
+                error = TimeoutError(f"{runner.spec.id} took longer than {timeout:g}s")
             if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt | AgentDisabled):
                 await gate.exit(ok=False, error=error)
-            if self.fallback is None:
-                return self._failed(state, error, self.runner)
+            if fallback is None:
+                return self._failed(state, error, runner)
             try:
-                result = await self.fallback.arun(handoff)
+                result = await fallback.arun(handoff)
             except PASS_THROUGH:
                 raise
             except Exception as second:
-                return self._failed(state, second, self.fallback)
-            note = audit_event(AuditKind.FALLBACK, node=self.name, agent=self.runner.spec.id,
-                               fallback=self.fallback.spec.id, task_id=handoff.task_id,
+                return self._failed(state, second, fallback)
+            note = audit_event(AuditKind.FALLBACK, node=self.name, agent=runner.spec.id,
+                               fallback=fallback.spec.id, task_id=handoff.task_id,
                                error=f"{type(error).__name__}: {error}")
-            return self.settle(state, result, self.fallback, note)
+            return self.settle(state, result, fallback, note)
 
     def settle(self, state: Mapping[str, Any], result: AgentResult, runner: AgentRunner,
                note: dict[str, Any] | None = None) -> Command:
@@ -150,13 +181,27 @@ class AgentNode:
             update["context"] = writes
         if result.reply:
             update["messages"] = [AIMessage(result.reply, name=self.name)]
-        if result.action is not None:
-            update["pending"] = {**result.action.as_dict(), "agent": spec.id, "task_id": task_id}
-            return self.transitions.command(self.name, state,
-                                            Step(result.action.approval_node, update))
+        if self._returned(state) is not None:
+            update["pending"] = None  # the decisions reached the agent
+        if result.held:
+            first = result.held[0]
+            update["pending"] = {
+                "approval_node": first.approval_node, "agent": spec.id, "node": self.name,
+                "task_id": task_id, "actions": [a.as_dict() for a in result.held],
+                "reviews": [], "transcript": list(result.transcript),
+            }
+            return self.transitions.command(self.name, state, Step(first.approval_node, update))
         if result.handoff_to:
             return self._hand_off(state, result.handoff_to, update)
-        return self.transitions.command(self.name, state, Step(self.return_to, update))
+        return self.transitions.command(self.name, state, Step(self._next_after(result), update))
+
+    def _next_after(self, result: AgentResult) -> str:
+        """Where a result that names no successor goes: back to the router; with no router edge,
+        a completed task ends the run when the agent may end it, else its first declared target."""
+        if (result.status == "completed" and self.return_to != self.transitions.router
+                and self.transitions.table.allows(self.name, END)):
+            return END
+        return self.return_to
 
     def _hand_off(self, state: Mapping[str, Any], wanted: str, update: dict[str, Any]) -> Command:
         """Go to the node the agent chose, checked against the table for this agent.
@@ -184,14 +229,17 @@ class AgentNode:
         task_id = state.get("active_task") or ""
         message = f"{type(error).__name__}: {error}".strip()
         target = self.transitions.error_node or self.return_to
-        return self.transitions.command(self.name, state, Step(target, {
+        update: dict[str, Any] = {
             "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
                                 "result": message}},
             "errors": [{"at": utcnow(), "node": self.name, "agent": runner.spec.id,
                         "error": message}],
             "audit": [audit_event(AuditKind.AGENT_FAILED, node=self.name, agent=runner.spec.id,
                                   task_id=task_id, error=message)],
-        }))
+        }
+        if self._returned(state) is not None:
+            update["pending"] = None
+        return self.transitions.command(self.name, state, Step(target, update))
 
 
 __all__ = ["PASS_THROUGH", "AgentNode"]

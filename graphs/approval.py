@@ -1,28 +1,33 @@
-"""Human approval: the typed interrupt payload, the validated resume value and the approval node.
+"""The approval node: pauses for a human decision on held tool calls, runs the approved ones
+exactly once, and returns the outcome to the agent that proposed them.
 
-The resume value has one shape everywhere (CLI, notebook, ``Command(resume=...)`` through the
-dev server)::
-
-    {"decision": "approve" | "reject" | "edit", "reason": str, "args": {...}, "by": str}
-
-``reason`` is required for ``reject``, ``args`` for ``edit``; ``by`` is optional.
+The interrupt value and the resume value are LangChain's human-in-the-loop shapes with accord's
+fields alongside (see :mod:`accord.graphs.hitl`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import AIMessage
 from langgraph.types import Command, interrupt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox
+from accord.agents.actions import ToolBox, idempotency_key
+from accord.agents.handoff import ProposedAction, ReviewedAction
 from accord.agents.ledger import current_ledger
 from accord.graphs.agent_node import PASS_THROUGH
 from accord.graphs.errors import InvalidResume
+from accord.graphs.hitl import (
+    ActionDecision,
+    ApprovalDecision,
+    ApprovalRequest,
+    approval_request,
+    parse_decision,
+    parse_resume,
+)
+from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
@@ -30,83 +35,12 @@ DECISION_TOOL = "__decision__"
 """How a recorded approval decision is named in the tool ledger."""
 
 
-class ApprovalRequest(BaseModel):
-    """What an approval node shows the human (the ``interrupt()`` payload)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    type: Literal["approval"] = "approval"
-    """Marks the interrupt as an accord approval."""
-    approval_node: str
-    """The node asking."""
-    agent: str
-    """The agent that proposed the action."""
-    action: str
-    """The tool to run once approved."""
-    args: dict[str, Any]
-    """The arguments it will run with."""
-    reason: str = ""
-    """Why the action needs approval."""
-    risk: Literal["low", "medium", "high"] = "medium"
-    """Risk level declared by the policy."""
-    task_id: str = ""
-    """The task the action belongs to."""
-    error: str | None = None
-    """Set when the previous resume value was invalid: what was wrong with it."""
-
-
-class ApprovalDecision(BaseModel):
-    """A human's decision on an :class:`ApprovalRequest` (the resume value)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    decision: Literal["approve", "reject", "edit"]
-    """approve as proposed, reject, or approve with edited arguments."""
-    reason: str | None = None
-    """Why (required for reject)."""
-    args: dict[str, Any] | None = None
-    """Replacement arguments (required for edit, merged over the proposed ones)."""
-    by: str | None = Field(None, max_length=200)
-    """Who decided."""
-
-    @model_validator(mode="after")
-    def _check(self) -> ApprovalDecision:
-        if self.decision == "reject" and not (self.reason or "").strip():
-            raise ValueError("a reject needs a reason")
-        if self.decision == "edit" and not self.args:
-            raise ValueError("an edit needs args")
-        if self.decision == "approve" and self.args:
-            raise ValueError("approve takes no args; use decision 'edit' to change them")
-        return self
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    message = err.get("msg", str(exc)).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-def parse_decision(value: Any) -> ApprovalDecision:
-    """Validate a resume value (dict or JSON text) into an :class:`ApprovalDecision`.
-
-    Raises :class:`InvalidResume` with one line saying what is wrong.
-    """
-    if isinstance(value, ApprovalDecision):
-        return value
-    if isinstance(value, str | bytes):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise InvalidResume(f"resume value is not valid JSON: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise InvalidResume(
-            f"resume value must be an object with a 'decision', got {type(value).__name__}"
-        )
-    try:
-        return ApprovalDecision.model_validate(value)
-    except ValidationError as exc:
-        raise InvalidResume(f"invalid resume value: {_first_error(exc)}") from None
+def held_actions(pending: dict[str, Any]) -> list[ProposedAction]:
+    """The actions a ``pending`` record holds (a record of one action, from before batches,
+    reads as a batch of one)."""
+    fields = ProposedAction.__dataclass_fields__
+    items = pending.get("actions") or [pending]
+    return [ProposedAction(**{k: v for k, v in a.items() if k in fields}) for a in items]
 
 
 @dataclass
@@ -123,99 +57,130 @@ class ApprovalNode:
     transitions: Transitions
     return_to: str
 
-    def ask(self, request: ApprovalRequest) -> ApprovalDecision:
-        """``interrupt()`` until the resume value is valid; every answer is replayed on re-run."""
+    def ask(self, request: ApprovalRequest, actions: list[ProposedAction]) -> list[ActionDecision]:
+        """``interrupt()`` until the resume value is valid; every answer is replayed on re-run.
+
+        A refused answer (malformed, a decision the policy does not allow, edited arguments the
+        tool's schema refuses) asks again with the error: nothing runs, the approval waits.
+        """
         error: str | None = None
         while True:
-            raw = interrupt(request.model_copy(update={"error": error}).model_dump())
+            raw = interrupt({**request, "error": error})
             try:
-                decision = parse_decision(raw)
+                return parse_resume(raw, actions, self.toolbox)
             except InvalidResume as exc:
                 error = str(exc)
-                continue
-            error = self.edit_error(request, decision)
-            if error is None:
-                return decision
 
-    def edit_error(self, request: ApprovalRequest, decision: ApprovalDecision) -> str | None:
-        """Why edited args do not fit the tool (an unknown key, a value its schema refuses), or
-        ``None``: a bad edit is asked again before anything runs, the approval not used up."""
-        tool = self.toolbox.tools.get(request.action)
-        if decision.decision != "edit" or tool is None:
-            return None
-        schema = tool.tool_call_schema
-        if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-            return None
-        fields = set(schema.model_fields) - {IDEMPOTENCY_ARG}
-        unknown = sorted(set(decision.args or {}) - fields)
-        if unknown:
-            return (f"invalid edit: {request.action} takes no argument "
-                    f"{', '.join(map(repr, unknown))} (it takes {', '.join(sorted(fields))})")
-        try:
-            schema.model_validate({**request.args, **(decision.args or {})})
-        except ValidationError as exc:
-            return f"invalid edit: {_first_error(exc)}"
-        return None
+    async def decide(self, request: ApprovalRequest, actions: list[ProposedAction],
+                     ledger: Any) -> list[ActionDecision]:
+        """The decisions on these actions: the ones recorded earlier, or a human's, recorded now.
 
-    async def decide(self, request: ApprovalRequest, key: str, ledger: Any) -> ApprovalDecision:
-        """The decision on this action: the one recorded earlier, or a human's, recorded now.
-
-        A decision is recorded in the tool ledger (durably) before the action runs: a step
-        re-run after a crash acts on the decision that was given, and a later resume cannot
+        Decisions are recorded in the tool ledger (durably) before any action runs: a step
+        re-run after a crash acts on the decisions that were given, and a later resume cannot
         change a decision whose action already happened.
         """
+        keys = [a.idempotency_key for a in actions]
+        key = f"{keys[0] if len(keys) == 1 else idempotency_key(*keys)}:decision"
         if ledger is not None:
             found, recorded = await ledger.arecall(key)
-            if found:
-                return ApprovalDecision.model_validate(recorded)
-        decision = self.ask(request)
+            if found and isinstance(recorded, dict) and "decisions" in recorded:
+                return [ActionDecision.model_validate(d) for d in recorded["decisions"]]
+            if found:  # one action's decision, recorded in accord's shape
+                return parse_resume(recorded, actions, self.toolbox)
+        decisions = self.ask(request, actions)
         if ledger is not None:
-            await ledger.arecord(key, DECISION_TOOL, decision.model_dump())
-        return decision
+            await ledger.arecord(key, DECISION_TOOL,
+                                 {"decisions": [d.model_dump() for d in decisions]})
+        return decisions
+
+    async def review(self, action: ProposedAction, decision: ActionDecision,
+                     ledger: Any) -> ReviewedAction:
+        """Carry out one decision: run the tool once for approve and edit."""
+        base = dict(tool=action.tool, key=action.idempotency_key, decision=decision.type,
+                    args=dict(action.args), proposed_args=dict(action.args), by=decision.by,
+                    message=decision.message, tool_call_id=action.tool_call_id)
+        if decision.type in ("reject", "respond"):
+            return ReviewedAction(**base)
+        args = dict(decision.args) if decision.type == "edit" and decision.args else action.args
+        base["args"] = args
+        try:
+            result = await asyncio.to_thread(self.toolbox.run, action.tool, args,
+                                             key=action.idempotency_key, ledger=ledger)
+        except PASS_THROUGH:
+            raise
+        except Exception as exc:  # the approved action itself failed: recorded, not lost
+            return ReviewedAction(**base, error=f"{type(exc).__name__}: {exc}")
+        return ReviewedAction(**base, result=result)
 
     async def __call__(self, state: dict[str, Any]) -> Command:
         pending = state.get("pending")
-        if not pending or pending.get("approval_node") != self.name:
+        reviews = list((pending or {}).get("reviews") or ())
+        decided = {r["key"] for r in reviews}
+        actions = [a for a in held_actions(pending or {})
+                   if a.approval_node == self.name and a.idempotency_key not in decided]
+        if not pending or pending.get("approval_node") != self.name or not actions:
             step = Step(self.transitions.error_node or self.return_to, {
                 "errors": [{"at": utcnow(), "node": self.name,
                             "error": "no action awaits this approval"}],
             })
             return self.transitions.command(self.name, state, step)
-        request = ApprovalRequest(
-            approval_node=self.name, agent=pending.get("agent", ""), action=pending["tool"],
-            args=pending["args"], reason=pending.get("reason", ""),
-            risk=pending.get("risk", "medium"), task_id=pending.get("task_id", ""),
-        )
-        task_id = request.task_id
+        task_id = pending.get("task_id", "")
+        request = approval_request(actions, self.toolbox, approval_node=self.name,
+                                   agent=pending.get("agent", ""), task_id=task_id,
+                                   thread_id=thread_id())
         ledger = current_ledger(task_id)
-        decision = await self.decide(request, f"{pending['idempotency_key']}:decision", ledger)
-        human = audit_event(AuditKind.HUMAN_DECISION, node=self.name, task_id=task_id,
-                            tool=request.action, decision=decision.decision,
-                            by=decision.by or "unknown", reason=decision.reason,
-                            args=decision.args)
-        update: dict[str, Any] = {"pending": None}
-        if decision.decision == "reject":
-            reply = f"{request.action} was rejected: {decision.reason}"
-            update["tasks"] = {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
-                                         "result": reply}}
-        else:
-            args = {**request.args, **(decision.args or {})}
-            try:
-                result = await asyncio.to_thread(self.toolbox.run, request.action, args,
-                                                 key=pending["idempotency_key"], ledger=ledger)
-            except PASS_THROUGH:
-                raise
-            except Exception as exc:  # the approved action itself failed: recorded, not lost
-                reply = f"{request.action} was approved but failed: {exc}"
-                human["error"] = str(exc)
-                update["tasks"] = {task_id: {"status": TaskStatus.FAILED.value,
-                                             "updated_at": utcnow(), "result": reply}}
-                update["errors"] = [{"at": utcnow(), "node": self.name, "error": reply}]
-            else:
-                reply = f"{request.action} approved by {decision.by or 'a reviewer'}: {result}"
-                human["result"] = result
-                update["tasks"] = {task_id: {"status": TaskStatus.COMPLETED.value,
-                                             "updated_at": utcnow(), "result": reply}}
-        update["messages"] = [AIMessage(reply, name=self.name)]
-        update["audit"] = [human]
+        decisions = await self.decide(request, actions, ledger)
+        audit: list[dict[str, Any]] = []
+        messages: list[AIMessage] = []
+        errors: list[dict[str, Any]] = []
+        done: list[ReviewedAction] = []
+        for action, decision in zip(actions, decisions, strict=True):
+            review = await self.review(action, decision, ledger)
+            done.append(review)
+            event = audit_event(AuditKind.HUMAN_DECISION, node=self.name, task_id=task_id,
+                                tool=action.tool, decision=decision.type,
+                                by=decision.by or "unknown", reason=decision.message,
+                                args=decision.args if decision.type == "edit" else None)
+            if review.error is not None:
+                event["error"] = review.error
+                errors.append({"at": utcnow(), "node": self.name,
+                               "error": f"{action.tool} was approved but failed: {review.error}"})
+            elif review.ran:
+                event["result"] = review.result
+            audit.append(event)
+            messages.append(AIMessage(_note(review), name=self.name))
+        task = (state.get("tasks") or {}).get(task_id, {})
+        update: dict[str, Any] = {"audit": audit, "messages": messages, "errors": errors}
+        back = pending.get("node")
+        if back and self.transitions.table.allows(self.name, back):
+            # the proposing agent gets the outcome and decides what comes next
+            update["pending"] = {**pending, "approval_node": None,
+                                 "reviews": [*reviews, *(r.as_dict() for r in done)]}
+            update["tasks"] = {task_id: {
+                "status": TaskStatus.IN_PROGRESS.value, "updated_at": utcnow(),
+                "reviews": [*(task.get("reviews") or ()), *(r.as_dict() for r in done)]}}
+            return self.transitions.command(self.name, state, Step(back, update))
+        # no agent to return to (an action held before actions returned to their agent)
+        update["pending"] = None
+        ok = all(r.ran or r.decision == "respond" for r in done)
+        update["tasks"] = {task_id: {
+            "status": (TaskStatus.COMPLETED if ok else TaskStatus.FAILED).value,
+            "updated_at": utcnow(), "result": "\n".join(m.text for m in messages)}}
         return self.transitions.command(self.name, state, Step(self.return_to, update))
+
+
+def _note(review: ReviewedAction) -> str:
+    """The conversation's line about one decision."""
+    who = review.by or "a reviewer"
+    if review.decision == "reject":
+        return f"{review.tool} was rejected by {who}: {review.message or 'no reason given'}"
+    if review.decision == "respond":
+        return f"{review.tool} was answered by {who}: {review.message}"
+    if review.error is not None:
+        return f"{review.tool} was approved but failed: {review.error}"
+    edited = " (edited)" if review.decision == "edit" else ""
+    return f"{review.tool} approved{edited} by {who}: {review.result}"
+
+
+__all__ = ["DECISION_TOOL", "ApprovalDecision", "ApprovalNode", "ApprovalRequest",
+           "held_actions", "parse_decision"]

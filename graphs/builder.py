@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from accord.agents.actions import ApprovalPolicy, ToolBox
-from accord.agents.models import ModelResolver
+from accord.agents.models import ModelResolver, llm_available
 from accord.agents.registry import AgentRegistry
 from accord.agents.runner import AgentRunner
 from accord.agents.spec import AgentSpec
@@ -72,6 +72,7 @@ class Workflow:
         context_merges: Mapping[str, str] | None = None,
         context_ttl: timedelta | None = None,
         lock_wait: float = 0.0,
+        use_llm: bool | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -88,6 +89,9 @@ class Workflow:
         """Shared-context entries older than this expire when the next request starts."""
         self.lock_wait = lock_wait
         """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
+        self.use_llm = llm_available() if use_llm is None else use_llm
+        """Whether LLM agents with a rule-based twin run (else their twins run in their place);
+        by default, whether a model provider is configured (``OPENAI_API_KEY``)."""
         self.source: str | None = None
         """How the workflow was loaded (a catalog name or ``module:factory``), when known:
         the thread index records it, so the CLI can load the graph of any thread."""
@@ -105,11 +109,21 @@ class Workflow:
 
         ``middleware`` is langchain ``AgentMiddleware`` for an LLM agent's own loop (for
         example ``PIIMiddleware`` or ``ToolCallLimitMiddleware``); it runs before accord's gate.
+        An LLM agent with a rule-based twin (``rules``) falls back to it, and is replaced by it
+        when the workflow runs without LLMs (``use_llm``).
         """
         name = node or spec.id
         self._check_new(name)
         for item in middleware:
             _check_async(name, item)
+        twin = spec.twin()
+        if twin is not None:
+            if twin.id not in self.registry:
+                self.registry.register(twin)
+            if not self.use_llm:
+                spec = twin
+            elif spec.fallback is None:
+                spec = spec.model_copy(update={"fallback": twin.id})
         if spec.id not in self.registry:
             self.registry.register(spec)
         self._agents[name] = spec
@@ -117,7 +131,9 @@ class Workflow:
         return self
 
     def approval(self, name: str, *, return_to: str | None = None) -> Workflow:
-        """Add an approval node; after a decision the run goes to ``return_to`` (the router)."""
+        """Add an approval node. After a decision the outcome goes back to the agent that
+        proposed the action (an edge accord adds to the table); ``return_to`` (by default the
+        approval's first declared target) is where it goes when no agent waits for it."""
         self._check_new(name)
         self._approvals[name] = return_to
         return self
@@ -152,10 +168,11 @@ class Workflow:
 
     @property
     def table(self) -> TransitionTable:
-        """The effective transition table: the declared edges, the error path, and the finish
-        path (a node that returns to the router may end the run once its task is finished)."""
-        return (TransitionTable(self._table).with_error_path(self.error_node)
-                .with_finish_path(self.router_name))
+        """The effective transition table: the declared edges, the return path (an approval
+        node back to the agents that send it actions), the error path, and the finish path (a
+        node that returns to the router may end the run once its task is finished)."""
+        return (TransitionTable(self._table).with_return_path(tuple(self._approvals))
+                .with_error_path(self.error_node).with_finish_path(self.router_name))
 
     def validate(self) -> TransitionTable:
         """Check the workflow; raises :class:`WorkflowBuildError` naming the node."""
@@ -221,6 +238,7 @@ class Workflow:
             # run inside the node, so the drawing holds exactly the declared edges.
             node = AgentNode(name, runner, moves, self._return_to(name), fallback,
                              delegates=not successors and self.router_name in dests(name),
+                             approval_nodes=frozenset(self._approvals),
                              versions=self._versions(name, runner, fallback, successors))
             graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():

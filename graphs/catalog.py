@@ -28,6 +28,7 @@ from accord.graphs.errors import UnknownGraph
 
 CATALOG: dict[str, str] = {
     "support": "accord.graphs.support:build_support",
+    "desk": "accord.graphs.desk:build_desk",
 }
 
 LANGGRAPH_JSON = "langgraph.json"

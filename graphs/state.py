@@ -46,6 +46,7 @@ class TaskRecord(TypedDict, total=False):
     updated_at: str
     result: str | None
     handoff_to: str | None
+    reviews: list[dict[str, Any]]
 
 
 class ContextEntry(TypedDict, total=False):

@@ -45,6 +45,15 @@ class TransitionTable:
         }
         return TransitionTable(table)
 
+    def with_return_path(self, approvals: Sequence[str]) -> TransitionTable:
+        """Every approval node may return to the nodes that send actions to it: the agent that
+        proposed an action gets the decision back and decides what comes next."""
+        back = {a: [src for src, targets in self.edges.items() if a in targets and src != a]
+                for a in approvals}
+        table = {src: (*targets, *(b for b in back.get(src, ()) if b not in targets))
+                 for src, targets in self.edges.items()}
+        return TransitionTable(table)
+
     def with_error_path(self, error_node: str | None) -> TransitionTable:
         """Every node may go to the declared error node (it is part of the table)."""
         if error_node is None:

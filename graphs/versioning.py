@@ -119,8 +119,8 @@ class AgentVersions:
               task_id: str | None = None) -> Command:
         """``command`` with the thread's version recorded and the call's ``agent_run`` event."""
         update = command.update
-        if not isinstance(update, dict):
-            return command
+        if not isinstance(update, dict) or "tasks" not in update:
+            return command  # no agent ran (held calls passed on to another approval node)
         audit = update.get("audit") if isinstance(update.get("audit"), list) else []
         spec = picked.runner.spec
         outcome = CallOutcome.OK

@@ -59,6 +59,17 @@ def billing_rules(handoff: Handoff, tools: ToolCalls) -> AgentResult:
     if amount <= 0:
         return AgentResult(f"{invoice['id']} has already been refunded in full.", writes=writes)
     args = {"invoice_id": invoice["id"], "amount": amount, "reason": handoff.query[:200]}
+    review = tools.review("issue_refund", args)  # back from the approval: the manager decided
+    if review is not None and review.decision == "reject":
+        return AgentResult(
+            f"The refund of ${amount:.2f} on {invoice['id']} was not approved: {review.message}",
+            status="failed", writes=writes,
+        )
+    if review is not None and review.decision == "respond":
+        return AgentResult(review.message or "", writes=writes)
+    if review is not None and review.error is not None:
+        return AgentResult(f"The refund of ${amount:.2f} on {invoice['id']} was approved but "
+                           f"failed: {review.error}", status="failed", writes=writes)
     action = tools.gate("issue_refund", args, why=f"refund of ${amount:.2f} on {invoice['id']}")
     if action is not None:
         return AgentResult(
@@ -67,9 +78,10 @@ def billing_rules(handoff: Handoff, tools: ToolCalls) -> AgentResult:
             action=action,
             writes=writes,
         )
-    refund = tools("issue_refund", **args)
+    refund = tools("issue_refund", **args)  # once approved: the approval's refund, not a new one
+    approved = f", approved by {review.by or 'a manager'}" if review is not None else ""
     return AgentResult(
-        f"Refunded ${refund['amount']:.2f} on {invoice['id']} (refund #{refund['refund_id']}).",
+        f"Refunded ${refund['amount']:.2f} on {invoice['id']} (refund #{refund['refund_id']}){approved}.",
         output=refund,
         writes=writes,
     )

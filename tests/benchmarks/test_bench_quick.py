@@ -16,6 +16,7 @@ TITLES = (
     "Resume latency",
     "Many waiting threads",
     "Storage",
+    "Lines of code: the publishing desk",
 )
 PLOTS = {"1_overhead.png", "2_calls.png", "3_throughput.png", "3_latency.png", "4_resume.png",
          "5_memory.png", "6_storage.png", "6_growth.png"}
@@ -38,7 +39,7 @@ def _number(cell: str) -> float:
     return float(cell.split(" ")[0].replace(",", "").rstrip("×"))
 
 
-def test_quick_run_writes_all_six_sections(tmp_path: Path, postgres_url: str) -> None:
+def test_quick_run_writes_all_seven_sections(tmp_path: Path, postgres_url: str) -> None:
     env = {**os.environ, "ACCORD_BENCH_POSTGRES_URL": postgres_url, "MPLBACKEND": "Agg"}
     done = subprocess.run(
         [sys.executable, "-P", str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
@@ -92,6 +93,11 @@ def test_quick_run_writes_all_six_sections(tmp_path: Path, postgres_url: str) ->
         assert kept == total
         assert went_on == "3 / 3"
     assert re.search(VERDICT.format("bytes per checkpoint flat within ±20%"), storage)
+
+    # 7: the desk's code lines on both sides, from the files, and the verdict
+    lines = sections[7]
+    assert "`benchmarks/desk_langgraph.py`" in lines and "`graphs/desk/workflow.py`" in lines
+    assert re.search(VERDICT.format("accord ≤ 1/3 of the hand-written lines"), lines)
 
 
 def test_quick_run_without_postgres_says_skipped(tmp_path: Path) -> None:

@@ -5,22 +5,39 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
-@pytest.fixture
-def pg_schema_url(postgres_url: str) -> Iterator[str]:
-    """A URL whose `search_path` is a fresh schema, dropped after the test."""
+@contextmanager
+def _fresh_schema(postgres_url: str) -> Iterator[str]:
+    """A URL whose `search_path` is a fresh schema, dropped afterwards."""
     schema = f"accord_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     options = f"{conninfo_to_dict(postgres_url).get('options', '')} -csearch_path={schema}"
-    yield _as_url(make_conninfo(postgres_url, options=options.strip()))
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    try:
+        yield _as_url(make_conninfo(postgres_url, options=options.strip()))
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A URL whose `search_path` is a fresh schema, dropped after the test."""
+    with _fresh_schema(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_schema_url_2(postgres_url: str) -> Iterator[str]:
+    """A second fresh schema on the same database."""
+    with _fresh_schema(postgres_url) as url:
+        yield url
 
 
 def _as_url(conninfo: str) -> str:

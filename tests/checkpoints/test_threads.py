@@ -67,3 +67,24 @@ def test_thread_index_persists(durable_url, thread_id):
         record = index.get(thread_id)
     assert record.status is ThreadStatus.INTERRUPTED and record.pending == [{"q": "ok?"}]
     assert record.updated_at.tzinfo is not None
+
+
+def test_thread_locks_are_per_schema_on_postgres(postgres_url, pg_schema_url, request):
+    """Advisory locks are database-wide; accord's are scoped by the schema its tables are in.
+    One thread id in two schemas of one database: both proceed. In one schema: one writer."""
+    import pytest
+
+    from accord.checkpoints import open_saver
+    from accord.checkpoints.errors import ThreadBusy
+    from accord.checkpoints.runs import RunKind, RunSpec
+
+    other = request.getfixturevalue("pg_schema_url_2")
+    spec = lambda: RunSpec("t-same", RunKind.NEW, graph="g", input={"messages": []})  # noqa: E731
+    with open_saver(pg_schema_url) as a, open_saver(other) as b, open_saver(pg_schema_url) as c:
+        first = a.begin_run(spec())
+        second = b.begin_run(spec())  # another schema: not busy
+        assert (first.epoch, second.epoch) == (1, 1)
+        with pytest.raises(ThreadBusy):
+            c.begin_run(RunSpec("t-same", RunKind.CONTINUE, graph="g"))
+        a._release(first)
+        b._release(second)

@@ -48,10 +48,11 @@ def completes() -> Callable[[str], Callable[[dict[str, Any]], Step]]:
 
 @pytest.fixture
 def accord(tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the `accord` CLI in a real subprocess, with the sample DB and defaults under tmp_path."""
+    """Run the `accord` CLI in a real subprocess, with the sample DBs and defaults under tmp_path."""
     env = {
         **os.environ,
         "ACCORD_SUPPORT_DB": str(tmp_path / "support.db"),
+        "ACCORD_DESK_DB": str(tmp_path / "desk.db"),
         "ACCORD_DB_URL": f"sqlite:///{tmp_path}/default.db",
         "COLUMNS": "200",
         "NO_COLOR": "1",

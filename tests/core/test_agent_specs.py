@@ -169,3 +169,52 @@ def test_adding_an_agent_is_configuration(tmp_path, greeter_module):
     assert out["outputs"]["greeter"]["version"] == "2.1.0"
     assert out["outputs"]["greeter"]["output"] == {"greeted": True}
     assert [t["status"] for t in out["tasks"].values()] == ["completed"]
+
+
+def twin_handler(handoff, tools):
+    return AgentResult(f"twin of {handoff.query}")
+
+
+def test_an_llm_agent_declares_its_rule_based_twin(tmp_path):
+    file = tmp_path / "agents.yaml"
+    file.write_text(textwrap.dedent(f"""
+        - id: writer
+          purpose: Writes
+          model: small
+          reads: [topic]
+          rules: {__name__}:twin_handler
+    """))
+    [llm] = load_specs(file)
+    twin = llm.twin()
+    assert (twin.id, twin.kind, twin.handler, twin.reads) == ("writer_rules", "rules", twin_handler, ("topic",))
+    with pytest.raises(ValidationError, match="rule-based twin"):
+        AgentSpec(id="plain", purpose="x", kind="rules", handler=handler, rules=twin_handler)
+
+    def build(use_llm: bool) -> Workflow:
+        return (Workflow("w", router=Router(default="writer"), use_llm=use_llm, max_hops=4).agent(llm)
+                .transitions({"router": ["writer", "END"], "writer": ["router"]}))
+
+    offline = build(False)
+    assert offline._agents["writer"].id == "writer_rules"  # the twin runs in the agent's place
+    out = offline.compile().invoke({"messages": [{"role": "user", "content": "tides"}]})
+    assert out["messages"][-1].content == "twin of tides"
+    assert out["outputs"]["writer"]["agent"] == "writer_rules"
+
+    online = build(True)
+    assert online._agents["writer"].fallback == "writer_rules" and "writer_rules" in online.registry
+
+
+def test_a_failing_llm_agent_falls_back_to_its_twin_recorded():
+    from accord.agents import ModelResolver
+    from accord.testing import ScriptedChatModel
+
+    llm = AgentSpec(id="writer", purpose="Writes", model="small", rules=twin_handler)
+    model = ScriptedChatModel([ValueError("the provider refused")])
+    workflow = (Workflow("w", router=Router(default="writer"), use_llm=True, max_hops=4,
+                         models=ModelResolver(models={"*": model})).agent(llm)
+                .transitions({"router": ["writer", "END"], "writer": ["router"]}))
+    out = workflow.compile().invoke({"messages": [{"role": "user", "content": "tides"}]})
+    [fallback] = [e for e in out["audit"] if e["kind"] == "fallback"]
+    assert (fallback["agent"], fallback["fallback"]) == ("writer", "writer_rules")
+    assert "the provider refused" in fallback["error"]
+    assert out["messages"][-1].content == "twin of tides"

@@ -95,4 +95,5 @@ def test_a_second_thread_asking_for_the_same_refund_is_a_new_action(tmp_path, su
     assert "exceeds what is left on INV-1002 (0.00)" in human["error"]
     assert [t["status"] for t in out["tasks"].values()] == ["failed"]
     assert "approved but failed" in out["messages"][-1].content
+    assert out["messages"][-1].name == "billing"  # the agent got the failure and said so
     assert [r["amount"] for r in support_db.refunds()] == [480.0]

@@ -43,7 +43,7 @@ def user_error(result, expected: str) -> str:
 
 
 def test_unknown_graph(accord, db):
-    user_error(accord("run", "nosuch", "hi", "--db", db), "unknown graph 'nosuch'; known graphs: support")
+    user_error(accord("run", "nosuch", "hi", "--db", db), "unknown graph 'nosuch'; known graphs: desk, support")
 
 
 def test_unknown_thread(accord, db):

@@ -33,18 +33,20 @@ def test_pause_in_one_process_approve_in_another(accord, db_url, tmp_path):
     paused = as_json(accord("run", "support", REFUND, "--thread", thread, "--db", db_url,
                             "--no-input", "--json"))
     assert (paused["thread_id"], paused["status"], paused["next"]) == (thread, "interrupted", ["refund_approval"])
-    assert paused["interrupt"]["action"] == "issue_refund"
-    assert paused["interrupt"]["args"]["amount"] == 480.0
+    [action] = paused["interrupt"]["action_requests"]
+    assert (action["name"], action["args"]["amount"]) == ("issue_refund", 480.0)
     assert paused["resume_hint"].startswith(f"accord resume {thread}")
     assert sample.refunds() == []
 
     waiting = as_json(accord("threads", "--status", "interrupted", "--limit", "1000", "--json", "--db", db_url))
     [mine] = [row for row in waiting if row["thread_id"] == thread]
-    assert (mine["graph"], mine["status"], mine["pending"]["action"]) == ("support", "interrupted", "issue_refund")
+    assert (mine["graph"], mine["status"], mine["pending"]["action_requests"][0]["name"]) == (
+        "support", "interrupted", "issue_refund")
 
     done = as_json(accord("resume", thread, "--approve", "--by", "alice", "--json", "--db", db_url))
     assert (done["status"], done["interrupt"], done["next"]) == ("done", None, [])
-    assert done["reply"].startswith("issue_refund approved by alice")
+    assert done["reply"].startswith("Refunded $480.00 on INV-1002")
+    assert done["reply"].endswith("approved by alice.")
     assert [(r["invoice_id"], r["amount"]) for r in sample.refunds()] == [("INV-1002", 480.0)]
 
     waiting = as_json(accord("threads", "--status", "interrupted", "--limit", "1000", "--json", "--db", db_url))

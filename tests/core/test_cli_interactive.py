@@ -27,7 +27,7 @@ def test_interactive_edit_then_done(tmp_path: Path) -> None:
     child = spawn(tmp_path, "run", "support", "Please refund invoice INV-1002", "--db", db,
                   "--thread", "i1", "--by", "maria")
     child.expect("approval needed at refund_approval")
-    child.expect(r"approve / reject / edit")
+    child.expect(r"approve / edit / reject / respond")
     child.sendline("edit")
     child.expect("new args as JSON")
     child.sendline("{not json")
@@ -44,7 +44,7 @@ def test_interactive_reject_records_the_reason(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/i.db"
     child = spawn(tmp_path, "run", "support", "Please refund invoice INV-1002", "--db", db,
                   "--thread", "i2", "--by", "maria")
-    child.expect(r"approve / reject / edit")
+    child.expect(r"approve / edit / reject / respond")
     child.sendline("reject")
     child.expect("reason")
     child.sendline("duplicate request")

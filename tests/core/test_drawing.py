@@ -19,7 +19,7 @@ def test_support_drawing_edges_equal_the_table(support_db, use_llm):
     assert all(e.conditional for e in drawing.edges if e.source != START)
 
 
-def test_support_table_is_the_declared_transitions_plus_the_error_and_finish_paths(support_db):
+def test_support_table_is_the_declared_transitions_plus_the_return_error_and_finish_paths(support_db):
     workflow = build_support(db=support_db, use_llm=False)
     declared = {(s, END if t == "END" else t) for s, ts in TRANSITIONS.items() for t in ts}
     error_path = {(s, "human_triage") for s in TRANSITIONS if s != "human_triage"}
@@ -27,7 +27,9 @@ def test_support_table_is_the_declared_transitions_plus_the_error_and_finish_pat
     finish_path = {(s, END) for s, ts in TRANSITIONS.items() if "router" in ts}
     assert finish_path == {("billing", END), ("tech", END), ("account", END),
                            ("refund_approval", END)}
-    assert workflow.table.pairs() == declared | error_path | finish_path
+    # an approval node returns the decision to the agent that proposed the action
+    return_path = {("refund_approval", "billing")}
+    assert workflow.table.pairs() == declared | return_path | error_path | finish_path
 
 
 def test_mermaid_draws_every_transition_and_nothing_else(support_db):

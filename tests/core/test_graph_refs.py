@@ -77,7 +77,7 @@ def test_a_user_graph_runs_and_is_found_again_from_elsewhere(project: Path, tmp_
     ("echo_module:nothing", "cannot load graph 'echo_module:nothing'"),
     ("echo_module:NUMBER", "'echo_module:NUMBER' names a int, not an accord Workflow"),
     ("no_such_module:build", "cannot load graph 'no_such_module:build': No module named"),
-    ("nonsense", "unknown graph 'nonsense'; known graphs: echoer, support"),
+    ("nonsense", "unknown graph 'nonsense'; known graphs: desk, echoer, support"),
 ])
 def test_a_bad_reference_is_one_line_and_exit_2(project: Path, tmp_path: Path, ref: str,
                                                 expected: str) -> None:

@@ -162,3 +162,16 @@ def test_the_check_holds_on_every_entry_point_on_accords_saver(tmp_path, entry):
     assert illegal == [("a", "d")]
     moves = [(e.details()["node"], e.details()["target"]) for e in events if e.kind == "transition"]
     assert ("a", "oops") in moves and ("a", "d") not in moves
+
+
+def test_a_finished_agent_without_router_edge_ends_when_it_may():
+    """A screener that may hand over to `offer` or end: finishing a task without naming a
+    successor ends the run, it does not walk into the next agent."""
+    flow = Workflow("s", router=Router(default="screen"), error_node="oops", max_hops=8)
+    flow.agent(AgentSpec(id="screen", kind="rules", purpose="t",
+                         handler=lambda h, t: AgentResult("not a fit")))
+    flow.node("offer", ends("offer")).node("oops", ends("oops"))
+    out = ask(flow.transitions({"router": ["screen", "END"], "screen": ["offer", "END"],
+                                "offer": ["END"], "oops": ["END"]}).compile())
+    assert moves(out) == [("router", "screen"), ("screen", END)]
+    assert ran(out) == ["not a fit"]  # the screener spoke; `offer` never ran

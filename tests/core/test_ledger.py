@@ -96,3 +96,46 @@ def test_a_read_only_tool_is_recorded_with_the_next_write_not_on_its_own(scheme,
             monkeypatch.undo()
             assert replay_clerk(graph, config) == "9 pens left" and len(calls) == 1
     assert flushes[True] == flushes[False] - 1
+
+
+def looping(calls: list[int]) -> Workflow:
+    """A clerk that a bell sends back to once: two visits of one task."""
+    @read_only
+    @tool
+    def stock(item: str) -> dict:
+        """How many items are left (changes every call)."""
+        calls.append(1)
+        return {"item": item, "left": 10 - len(calls)}
+
+    def clerk(handoff, tools):
+        left = tools("stock", item="pen")["left"]
+        return AgentResult(f"{left} pens left", status="handoff", handoff_to="bell")
+
+    def bell(state):
+        from accord.graphs import Step
+
+        rounds = sum(1 for m in state["messages"] if m.name == "clerk")
+        return Step("clerk" if rounds < 2 else "END", {})
+
+    return (
+        Workflow("shop", router=Router(default="clerk"), max_hops=8, tools=[stock])
+        .agent(AgentSpec(id="clerk", purpose="Counts stock", kind="rules", handler=clerk, tools=("stock",)))
+        .node("bell", bell)
+        .transitions({"router": ["clerk", "END"], "clerk": ["bell"], "bell": ["clerk", "END"]})
+    )
+
+
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+def test_an_agent_visited_again_reads_afresh_and_a_replay_of_a_visit_sees_its_reads(scheme, tmp_path):
+    calls: list[int] = []
+    url = "memory://" if scheme == "memory" else f"sqlite:///{tmp_path}/a.db"
+    with open_saver(url) as saver:
+        graph = looping(calls).compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "s1"}}
+        out = graph.invoke({"messages": [{"role": "user", "content": "any pen?"}]}, config)
+        assert [m.content for m in out["messages"] if m.name == "clerk"] == ["9 pens left", "8 pens left"]
+        second = [s for s in graph.get_state_history(config) if s.next == ("clerk",)][0]
+        graph.invoke(None, second.config)  # replay the second visit: it sees what it saw
+        replayed = graph.get_state(config).values["messages"]
+        assert [m.content for m in replayed if m.name == "clerk"] == ["9 pens left", "8 pens left"]
+        assert len(calls) == 2

@@ -21,7 +21,7 @@ REFUND = "Please refund invoice INV-1002, I was charged twice"
         (["approve"], "must be an object with a 'decision', got list"),
         ({}, "decision: Field required"),
         ({"reason": "because"}, "decision: Field required"),
-        ({"decision": "maybe"}, "decision: Input should be 'approve', 'reject' or 'edit'"),
+        ({"decision": "maybe"}, "decision: Input should be 'approve', 'reject', 'edit' or 'respond'"),
         ({"decision": "reject"}, "a reject needs a reason"),
         ({"decision": "reject", "reason": "   "}, "a reject needs a reason"),
         ({"decision": "edit"}, "an edit needs args"),
@@ -99,10 +99,10 @@ def test_a_bad_edit_is_asked_again_and_the_approval_is_not_used_up(support_db, c
     [pending] = state.interrupts
     assert pending.value["error"].startswith(error)
     assert "\n" not in pending.value["error"]
-    assert pending.value["args"] == first["args"]
+    assert pending.value["action_requests"] == first["action_requests"]
     assert support_db.refunds() == []
     out = graph.invoke(Command(resume={"decision": "edit", "args": {"amount": 150}, "by": "bo"}),
                        cfg)
     assert [(r["invoice_id"], r["amount"]) for r in support_db.refunds()] == [("INV-1002", 150.0)]
     [human] = [e for e in out["audit"] if e["kind"] == "human_decision"]
-    assert (human["decision"], human["args"]) == ("edit", {"amount": 150})
+    assert (human["decision"], human["args"]["amount"]) == ("edit", 150)

@@ -18,7 +18,8 @@ SCRIPT = [
     StructuredReply({"target": "billing", "confidence": 0.92, "reason": "a double charge"}),
     ToolCallReply("get_invoice", {"invoice_id": "INV-1002"}),
     ToolCallReply("issue_refund", {"invoice_id": "INV-1002", "amount": 480, "reason": "charged twice"}),
-    "The refund of $480 on INV-1002 awaits a manager's approval.",
+    # the loop stops at the held call; after the decision it continues with this answer
+    "Here is where your refund of INV-1002 stands.",
 ]
 
 
@@ -41,16 +42,17 @@ def test_llm_route_and_tool_calls_hold_the_refund(paused, support_db):
     graph, cfg, model, out = paused
     route = next(e for e in out["audit"] if e["kind"] == "route")
     assert (route["tier"], route["target"], route["confidence"]) == ("llm", "billing", 0.92)
-    assert model.calls == 4
+    assert model.calls == 3  # the loop stopped at the held call: no model call about it
     assert model.bound_tools == ["lookup_customer", "get_invoice", "issue_refund"]
     calls = [e["tool"] for e in out["audit"] if e["kind"] == "tool_call"]
     assert calls == ["get_invoice", "issue_refund"]
     held = next(e for e in out["audit"] if e["kind"] == "tool_call" and e["tool"] == "issue_refund")
     assert "held for human approval" in held["result"]
-    assert out["messages"][-1].content == SCRIPT[-1]
+    assert out["messages"][-1].content == "issue_refund awaits approval."
     assert [t["status"] for t in out["tasks"].values()] == ["awaiting_approval"]
     request = graph.get_state(cfg).interrupts[0].value
-    assert (request["agent"], request["action"], request["args"]["amount"]) == ("billing", "issue_refund", 480)
+    [action] = request["action_requests"]
+    assert (request["agent"], action["name"], action["args"]["amount"]) == ("billing", "issue_refund", 480)
     assert support_db.refunds() == []  # held, not executed
 
 
@@ -68,20 +70,26 @@ def test_approve_records_the_refund_exactly_once(paused, support_db):
     refunds = support_db.refunds()
     assert [(r["invoice_id"], r["amount"]) for r in refunds] == [("INV-1002", 480.0)]
     assert [t["status"] for t in out["tasks"].values()] == ["completed"]
-    assert model.calls == 4  # back at the router the finished task costs no model call
+    # the agent's loop continued with the refund as the tool's answer; no second interrupt
+    assert model.calls == 4
+    tool_answer = model.call_log[3][-1]
+    assert tool_answer.type == "tool" and f'"refund_id": {refunds[0]["id"]}' in tool_answer.content
+    assert out["messages"][-1].content == SCRIPT[-1]
     assert [e["tier"] for e in out["audit"] if e["kind"] == "route"] == ["llm", "finish"]
     [human] = [e for e in out["audit"] if e["kind"] == "human_decision"]
     assert (human["by"], human["result"]["refund_id"]) == ("alice", refunds[0]["id"])
     assert graph.get_state(cfg).next == ()
 
 
-def test_reject_refunds_nothing_and_fails_the_task(paused, support_db):
-    graph, cfg, _, _ = paused
+def test_reject_refunds_nothing_and_reaches_the_agent(paused, support_db):
+    graph, cfg, model, _ = paused
     out = decide(graph, cfg, decision="reject", reason="not a duplicate", by="alice")
     assert support_db.refunds() == []
-    assert [t["status"] for t in out["tasks"].values()] == ["failed"]
-    assert out["messages"][-1].content == "issue_refund was rejected: not a duplicate"
-    assert out["pending"] is None
+    rejected = model.call_log[3][-1]
+    assert (rejected.type, rejected.status) == ("tool", "error")
+    assert "rejected the tool call for `issue_refund` with reason: not a duplicate" in rejected.content
+    assert out["messages"][-1].content == SCRIPT[-1]  # the agent answered, knowing why
+    assert out["pending"] is None and graph.get_state(cfg).next == ()
 
 
 def test_edit_refunds_the_edited_amount(paused, support_db):
@@ -91,7 +99,7 @@ def test_edit_refunds_the_edited_amount(paused, support_db):
         ("INV-1002", 200.0, "charged twice")]
     assert [t["status"] for t in out["tasks"].values()] == ["completed"]
     [human] = [e for e in out["audit"] if e["kind"] == "human_decision"]
-    assert (human["decision"], human["args"]) == ("edit", {"amount": 200})
+    assert (human["decision"], human["args"]["amount"]) == ("edit", 200)
 
 
 def test_a_small_llm_refund_runs_without_approval(support_db, config):

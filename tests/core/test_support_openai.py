@@ -42,7 +42,7 @@ def test_support_routes_and_answers_over_http(support_db, config, monkeypatch):
 def test_an_approval_over_http(support_db, config, monkeypatch):
     script = [
         ToolCallReply("issue_refund", {"invoice_id": "INV-1002", "amount": 480, "reason": "double charge"}),
-        "Your refund awaits approval.",
+        "Your refund of $480 is done.",
     ]
     with OpenAICompatServer(script) as server:
         monkeypatch.setenv("OPENAI_API_KEY", "test")
@@ -50,8 +50,13 @@ def test_an_approval_over_http(support_db, config, monkeypatch):
         graph = build_support(db=support_db, use_llm=True).compile(checkpointer=InMemorySaver())
         cfg = config()
         graph.invoke({"messages": [{"role": "user", "content": "refund INV-1002"}]}, cfg)
-        assert graph.get_state(cfg).interrupts[0].value["args"]["amount"] == 480
+        assert graph.get_state(cfg).interrupts[0].value["action_requests"][0]["args"]["amount"] == 480
         assert support_db.refunds() == []
-        graph.invoke(Command(resume={"decision": "approve", "by": "alice"}), cfg)
-        assert len(server.requests) == 2  # no model call after the approval
+        assert len(server.requests) == 1  # the loop stopped at the held call
+        out = graph.invoke(Command(resume={"decision": "approve", "by": "alice"}), cfg)
+        assert len(server.requests) == 2  # ... and continued with the refund as its answer
+        answer = server.requests[1]["messages"][-1]
+        assert answer["role"] == "tool" and '"amount": 480.0' in answer["content"]
     assert [r["amount"] for r in support_db.refunds()] == [480.0]
+    assert out["messages"][-1].content == "Your refund of $480 is done."
+    assert graph.get_state(cfg).next == ()

@@ -38,10 +38,16 @@ def test_large_refund_waits_for_approval(support, support_db):
     state = support.graph.get_state(cfg)
     assert state.next == ("refund_approval",)
     request = state.interrupts[0].value
-    assert (request["type"], request["action"], request["agent"], request["risk"]) == (
+    [action] = request["action_requests"]
+    assert (request["type"], action["name"], request["agent"], request["risk"]) == (
         "approval", "issue_refund", "billing_rules", "high")
-    assert request["args"]["invoice_id"] == "INV-1002" and request["args"]["amount"] == 480.0
-    assert out["pending"]["idempotency_key"]
+    assert action["args"]["invoice_id"] == "INV-1002" and action["args"]["amount"] == 480.0
+    [config] = request["review_configs"]
+    assert config["action_name"] == "issue_refund"
+    assert config["allowed_decisions"] == ["approve", "edit", "reject", "respond"]
+    assert set(config["args_schema"]["properties"]) == {"invoice_id", "amount", "reason"}
+    [held] = out["pending"]["actions"]
+    assert held["idempotency_key"] and out["pending"]["node"] == "billing"
     assert support_db.refunds() == []
 
 
@@ -99,10 +105,15 @@ def test_reject_fails_the_task_and_refunds_nothing(support, support_db):
     _, cfg = support("Please refund invoice INV-1002, I was charged twice")
     out = support.graph.invoke(Command(resume={"decision": "reject", "reason": "duplicate claim",
                                                "by": "alice"}), cfg)
+    # the reject reaches the billing agent, which tells the customer why and gives up
     assert statuses(out) == ["failed"]
-    assert out["messages"][-1].content == "issue_refund was rejected: duplicate claim"
+    assert [(m.name, m.content) for m in out["messages"][-2:]] == [
+        ("refund_approval", "issue_refund was rejected by alice: duplicate claim"),
+        ("billing", "The refund of $480.00 on INV-1002 was not approved: duplicate claim")]
     assert support_db.refunds() == []
     assert support.graph.get_state(cfg).next == ()
+    assert out["pending"] is None
+    assert [e["kind"] for e in out["audit"]].count("human_decision") == 1
 
 
 def test_several_requests_on_one_thread(support, support_db):

@@ -118,7 +118,7 @@ def _instrument() -> None:
     _in_transaction(AccordPostgresSaver, "_final_transaction")
     # inside the nodes
     _around(Router, "decide", "route")
-    _around(AgentRunner, "arun", lambda self, handoff: f"agent.{self.spec.id}")
+    _around(AgentRunner, "arun", lambda self, handoff, **kw: f"agent.{self.spec.id}")
     _around(ToolBox, "run", lambda self, tool, args, **kw: f"tool.{tool}")
     _around(ApprovalNode, "ask", "decision")
     # the side effects themselves (a SQLite commit each)

@@ -104,6 +104,8 @@ REREAD_AFTER_REFUND = pytest.param(
 )
 
 TIMESTAMPS = {"at", "created_at", "updated_at"}
+KEYS = {"key"}
+"""Idempotency keys in task records (a decision's): derived from the task id, like it."""
 SIDE_EFFECT_TOOLS = {"issue_refund", "create_ticket", "send_password_reset"}
 
 
@@ -113,7 +115,7 @@ def normalized(shown: dict[str, Any]) -> dict[str, Any]:
 
     def clean(value: Any) -> Any:
         if isinstance(value, dict):
-            return {clean(k): clean(v) for k, v in value.items() if k not in TIMESTAMPS}
+            return {clean(k): clean(v) for k, v in value.items() if k not in TIMESTAMPS | KEYS}
         if isinstance(value, list):
             return [clean(v) for v in value]
         if isinstance(value, str):

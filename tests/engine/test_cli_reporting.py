@@ -119,7 +119,8 @@ def waiting_refund(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> 
         graph.invoke({"messages": [{"role": "user", "content": REFUND}]}, config)
         record = saver.threads.get(thread)
     assert record.status is ThreadStatus.INTERRUPTED
-    assert (record.pending["action"], record.pending["args"]["amount"]) == ("issue_refund", 480)
+    [action] = record.pending["action_requests"]
+    assert (action["name"], action["args"]["amount"]) == ("issue_refund", 480)
     assert SupportDB(tmp_path / "support.db").refunds() == []
     return thread
 
@@ -142,7 +143,7 @@ def test_a_refused_request_is_one_error_line_exit_2_and_no_bug_log(
     assert not (tmp_path / LOG).exists()
     with open_saver(db) as saver:
         record = saver.threads.get(waiting_refund)
-    assert (record.status, record.epoch, record.pending["action"]) == (
+    assert (record.status, record.epoch, record.pending["action_requests"][0]["name"]) == (
         ThreadStatus.INTERRUPTED, 1, "issue_refund")
 
 
@@ -225,7 +226,8 @@ def test_reject_with_a_reason_is_recorded_and_refunds_nothing(
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
     assert (outcome["status"], outcome["interrupt"]) == ("done", None)
-    assert outcome["reply"] == "issue_refund was rejected: too much"
+    # the reject reached the billing agent, which answered with the reason
+    assert outcome["reply"] == "The refund of $480.00 on INV-1002 was not approved: too much"
     [decision] = decisions(db, waiting_refund)
     assert (decision["decision"], decision["reason"], decision["by"], decision["tool"]) == (
         "reject", "too much", "carol", "issue_refund")
@@ -240,10 +242,10 @@ def test_edit_refunds_the_edited_amount_once(
                   "--db", db)
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
-    assert outcome["status"] == "done" and outcome["reply"].startswith("issue_refund approved by dave")
+    assert outcome["status"] == "done" and outcome["reply"].startswith("Refunded $120.00 on INV-1002")
     [decision] = decisions(db, waiting_refund)
-    assert (decision["decision"], decision["args"], decision["by"]) == ("edit", {"amount": 120},
-                                                                        "dave")
+    assert (decision["decision"], decision["args"]["amount"], decision["by"]) == ("edit", 120,
+                                                                                  "dave")
     refunds = SupportDB(tmp_path / "support.db").refunds()
     assert [(r["invoice_id"], r["amount"]) for r in refunds] == [("INV-1002", 120)]
 

@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from accord.checkpoints import open_saver
-from accord.engine import AccordGraph, InvalidInput
+from accord.engine import AccordGraph, InvalidInput, ThreadIdMissing
 from accord.errors import AccordError
 from accord.graphs import Step, Workflow
 from accord.graphs.router import Router
@@ -159,6 +159,18 @@ def test_input_outside_the_schema_is_refused_and_nothing_is_saved(
     assert isinstance(refused.value, AccordError)
     assert expected in str(refused.value) and "\n" not in str(refused.value)
     nothing_stored(saver, config)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_run_without_a_thread_on_a_graph_with_a_checkpointer_is_refused(
+    graph: AccordGraph, saver: Any, path: str
+) -> None:
+    before = saver.threads.list()
+    with pytest.raises(ThreadIdMissing) as refused:
+        enter(graph, path, {"messages": [{"role": "user", "content": "hi"}]}, {})
+    assert isinstance(refused.value, AccordError) and isinstance(refused.value, ValueError)
+    assert "thread_id" in str(refused.value) and "\n" not in str(refused.value)
+    assert saver.threads.list() == before
 
 
 @pytest.mark.parametrize("path", PATHS)

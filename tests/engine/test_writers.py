@@ -326,8 +326,9 @@ def advisory_lock_held(url: str, thread: str) -> bool:
     """Whether any PostgreSQL session holds the thread's advisory lock (``pg_locks``)."""
     import psycopg
 
-    key = advisory_key(thread) & 0xFFFF_FFFF_FFFF_FFFF
     with psycopg.connect(url, autocommit=True) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        key = advisory_key(thread, schema) & 0xFFFF_FFFF_FFFF_FFFF
         row = conn.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"

@@ -13,7 +13,8 @@ from nbformat.v4 import new_code_cell
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
-EXPECTED = {"01_quickstart.ipynb", "02_human_approval.ipynb", "03_time_travel.ipynb"}
+EXPECTED = {"01_quickstart.ipynb", "02_human_approval.ipynb", "03_time_travel.ipynb",
+            "04_publishing_desk.ipynb"}
 CELL_TIMEOUT = 120
 PROBE = "import json, sys\nprint(json.dumps({'executable': sys.executable, 'prefix': sys.prefix}))"
 

@@ -63,9 +63,11 @@ async def start_and_check(url: str, support_db: Path) -> str:
         (payload,) = interrupts_of(state)
         assert payload["type"] == "approval"
         assert payload["approval_node"] == "refund_approval"
-        assert payload["action"] == "issue_refund"
-        assert payload["args"]["invoice_id"] == "INV-1002"
-        assert payload["args"]["amount"] == 480
+        [action] = payload["action_requests"]
+        assert action["name"] == "issue_refund"
+        assert action["args"]["invoice_id"] == "INV-1002"
+        assert action["args"]["amount"] == 480
+        assert payload["review_configs"][0]["action_name"] == "issue_refund"
         assert payload["error"] is None
         return thread_id
 
@@ -75,7 +77,8 @@ async def resume_and_check(url: str, thread_id: str) -> None:
     async with get_client(url=url) as client:
         state = await client.threads.get_state(thread_id)
         assert state["next"] == ["refund_approval"]
-        assert [p["action"] for p in interrupts_of(state)] == ["issue_refund"]
+        assert [[a["name"] for a in p["action_requests"]] for p in interrupts_of(state)] == [
+            ["issue_refund"]]
 
         result = await client.runs.wait(thread_id, "support", command={"resume": APPROVE})
         assert "approved by studio-user" in text_of(result["messages"][-1])
@@ -105,8 +108,9 @@ def assert_in_accord_db(db_url: str, thread_id: str, *, finished: bool) -> None:
         assert any(e.kind == "human_decision" and e.details().get("by") == "studio-user"
                    for e in audit)
     else:
-        assert record.status == "interrupted" and record.pending["action"] == "issue_refund"
-        assert values["pending"]["tool"] == "issue_refund"
+        assert record.status == "interrupted"
+        assert record.pending["action_requests"][0]["name"] == "issue_refund"
+        assert [a["tool"] for a in values["pending"]["actions"]] == ["issue_refund"]
 
 
 def assert_no_inmem_checkpoints(workdir: Path, thread_id: str) -> None:
