@@ -75,12 +75,13 @@ def test_the_version_holds_across_an_approval_and_a_resume(durable_url):
     with open_saver(durable_url) as saver:  # another process; the canary is now at 0%
         start_canary(releases_for(saver), workflow.registry, "helper", "1.1.0", 0, by="ana")
         graph = load_workflow(f"{FLOW}:build_canary").compile(checkpointer=saver)
-        graph.invoke(Command(resume={"decision": "approve", "by": "ana"}), config)
+        out = graph.invoke(Command(resume={"decision": "approve", "by": "ana"}), config)
+        assert out["messages"][-1].content == "1.1.0: paid 50"
         out = graph.invoke({"messages": [{"role": "user", "content": "hello"}]}, config)
         assert out["messages"][-1].content == "helper 1.1.0 answered"
         runs = [e.details() for e in saver.audit_log(thread) if e.kind == "agent_run"]
-    assert [(r["version"], r["choice"]) for r in runs] == [("1.1.0", "canary"),
-                                                           ("1.1.0", "pinned")]
+    assert [(r["version"], r["choice"]) for r in runs] == [
+        ("1.1.0", "canary"), ("1.1.0", "pinned"), ("1.1.0", "pinned")]
 
 
 def test_compare_counts_errors_per_version(tmp_path):

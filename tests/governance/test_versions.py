@@ -105,13 +105,14 @@ def test_a_thread_checkpointed_under_one_version_resumes_under_the_next(durable_
         v2 = load_workflow(f"{FLOW}:build_v2").compile(checkpointer=saver)
         out = v2.invoke(Command(resume={"decision": "approve", "by": "ana"}), thread)
         assert saver.threads.get("t-upgrade").status == "done"
-        assert out["messages"][-1].content.startswith("pay approved by ana")
+        # the decision returns to the agent that proposed it: helper 1.1.0 now
+        assert out["messages"][-1].content == "1.1.0: paid 50"
         out = v2.invoke({"messages": [{"role": "user", "content": "hello"}]}, thread)
         assert out["messages"][-1].content == "helper 1.1.0 answered"
         assert out["versions"] == {"helper": "1.1.0"}
         runs = [e.details() for e in saver.audit_log("t-upgrade") if e.kind == "agent_run"]
-    assert [(r["version"], r["choice"]) for r in runs] == [("1.0.0", "stable"),
-                                                           ("1.1.0", "repinned")]
+    assert [(r["version"], r["choice"]) for r in runs] == [
+        ("1.0.0", "stable"), ("1.1.0", "repinned"), ("1.1.0", "pinned")]
     assert runs[1]["previous"] == "1.0.0"
 
 
