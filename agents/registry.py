@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from rich.table import Table
 
 from accord.agents.spec import AgentSpec
+from accord.agents.versions import SchemaChange, check_bump, semver
 from accord.errors import AccordError
 
 
@@ -15,8 +17,24 @@ class RegistryError(AccordError):
     """The set of agents is inconsistent (duplicate version, conflicting responsibility)."""
 
 
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("+")[0].split("-")[0].split("."))
+def _version_key(version: str) -> object:
+    return semver(version)
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    """One version of an agent in the registry's changelog."""
+
+    agent: str
+    """The agent id."""
+    version: str
+    """This version."""
+    previous: str | None
+    """The version before it (None for the first)."""
+    changes: tuple[SchemaChange, ...]
+    """How its contract changed from the previous version."""
+    notes: str
+    """What the spec says changed (``AgentSpec.notes``)."""
 
 
 class AgentRegistry:
@@ -31,6 +49,18 @@ class AgentRegistry:
         versions = self._specs[spec.id]
         if spec.version in versions:
             raise RegistryError(f"agent {spec.key} is already registered")
+        order = sorted(versions.values(), key=lambda s: semver(s.version))
+        before = [s for s in order if semver(s.version) < semver(spec.version)]
+        after = [s for s in order if semver(s.version) > semver(spec.version)]
+        try:  # a breaking change needs a major bump, on either side of the new version
+            if before:
+                check_bump(before[-1], spec)
+            if after:
+                check_bump(spec, after[0])
+        except AccordError:
+            if not versions:
+                del self._specs[spec.id]
+            raise
         versions[spec.version] = spec
         try:
             self.owners()
@@ -50,6 +80,25 @@ class AgentRegistry:
         if version not in versions:
             raise RegistryError(f"agent {agent_id!r} has no version {version}")
         return versions[version]
+
+    def versions(self, agent_id: str) -> list[AgentSpec]:
+        """Every registered version of an agent, oldest first (empty for an unknown agent)."""
+        return sorted(self._specs.get(agent_id, {}).values(), key=lambda s: semver(s.version))
+
+    def changelog(self, agent_id: str | None = None) -> list[VersionEntry]:
+        """The versions of one agent (or of all), oldest first, with their contract changes."""
+        if agent_id is not None:
+            self.get(agent_id)  # an unknown agent is an error, not an empty changelog
+        entries: list[VersionEntry] = []
+        for name in [agent_id] if agent_id else sorted(self._specs):
+            previous: AgentSpec | None = None
+            for spec in self.versions(name):
+                changes = tuple(check_bump(previous, spec)) if previous is not None else ()
+                entries.append(VersionEntry(name, spec.version,
+                                            previous.version if previous else None, changes,
+                                            spec.notes))
+                previous = spec
+        return entries
 
     def __contains__(self, agent_id: str) -> bool:
         return agent_id in self._specs

@@ -112,6 +112,8 @@ class AgentSpec(BaseModel):
     """Seconds one tool call may take (``TOOL_TIMEOUT`` when unset)."""
     breaker: BreakerSpec | None = None
     """Circuit breakers for the agent and its model provider (none when unset)."""
+    notes: str = ""
+    """What changed in this version (shown by the registry's changelog)."""
 
     @field_validator("id")
     @classmethod
@@ -183,6 +185,10 @@ def load_specs(path: str | Path) -> list[AgentSpec]:
     for file in files:
         try:
             data = yaml.safe_load(file.read_text())
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+            raise SpecError(f"{where}: malformed YAML: {exc.problem or exc.context}") from None
         except (OSError, yaml.YAMLError) as exc:
             raise SpecError(f"{file}: {str(exc).splitlines()[0]}") from None
         for item in data if isinstance(data, list) else [data]:

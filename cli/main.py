@@ -272,33 +272,11 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
     print(guarded(go()))
 
 
-@app.command()
-def agents(
-    graph_name: str = typer.Option("support", "--graph"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """The agents of a graph and the responsibility matrix."""
-    async def go() -> Any:
-        registry = load_workflow(graph_name).registry
-        return registry, registry.owners()
-
-    registry, owners = guarded(go())
-    if as_json:
-        data = {
-            "agents": [{"id": s.id, "version": s.version, "kind": s.kind, "purpose": s.purpose,
-                        "responsibilities": list(s.responsibilities), "priority": s.priority,
-                        "fallback": [str(h) for h in s.fallback]} for s in registry.latest()],
-            "owners": {r: s.id for r, s in owners.items()},
-        }
-        out.print_json(json.dumps(data))
-        return
-    out.print(registry.matrix())
-
-
 def main() -> None:
-    from accord.cli import (  # noqa: F401  (registers chaos, dlq, health, history, replay, fork, prune)
+    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, history, replay, fork, prune)
         chaos,
         dlq,
+        governance,
         health,
         timetravel,
     )

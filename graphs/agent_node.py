@@ -24,6 +24,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END
 from langgraph.types import Command
 
+from accord.agents.flags import AgentDisabled
 from accord.agents.handoff import AgentResult, Handoff, ReviewedAction
 from accord.agents.ledger import current_ledger
 from accord.agents.runner import AgentRunner
@@ -31,6 +32,7 @@ from accord.checkpoints.errors import WriterFenced
 from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.transitions import Step, Transitions
+from accord.graphs.versioning import AgentVersions, run_versioned
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.attempts import AttemptLog, attempts
 from accord.resilience.breaker import BreakerOpen
@@ -116,6 +118,11 @@ class AgentNode:
     on_exhausted: ExhaustedHook | None = None
     """Called (after :func:`~accord.resilience.fallback.task_exhausted` logs it) when a task's
     chain is exhausted."""
+    versions: AgentVersions | None = None
+    """The agent's deployed versions and flag (``accord.graphs.versioning``): each call runs
+    the version its thread is pinned to, or the fallback when the agent is switched off."""
+    blocked: Exception | None = None
+    """Set for a call the agent may not make (switched off): its fallback answers."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         """The envelope its sender stored for this agent, checked against the agent's spec;
@@ -147,6 +154,8 @@ class AgentNode:
         return (Link(HopKind.PRIMARY, self.runner), *self.chain)
 
     async def __call__(self, state: dict[str, Any]) -> Command:
+        if self.versions is not None:
+            return await run_versioned(self, self.versions, state)
         returned = self._returned(state)
         if returned is not None:
             decided = {r["key"] for r in returned.get("reviews") or ()}
@@ -219,6 +228,8 @@ class AgentNode:
         error: BaseException | None = None
         with attempts(spec.id, model) as log:
             try:
+                if self.blocked is not None and link.kind is HopKind.PRIMARY:
+                    raise self.blocked  # switched off: on along the chain, no call made
                 if gate is not None:
                     await gate.enter()  # an open breaker: on along the chain, no call made
                 bound = asyncio.timeout(timeout)
@@ -235,7 +246,7 @@ class AgentNode:
                 raise
             except Exception as exc:
                 error = exc
-                if gate is not None and not isinstance(exc, BreakerOpen | BreakerTableCorrupt):
+                if gate is not None and not isinstance(exc, BreakerOpen | BreakerTableCorrupt | AgentDisabled):
                     await gate.exit(ok=False, error=exc)
         events = [*(gate.events if gate is not None else ()),
                   *(audit_event(AuditKind.ATTEMPT_FAILED, node=self.name,

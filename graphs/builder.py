@@ -29,6 +29,7 @@ from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
+from accord.graphs.versioning import AgentVersions
 from accord.guardrails.base import InputGuardrail, MaxInputLength
 from accord.resilience.fallback import ExhaustedHook, HopKind, chain_of
 
@@ -167,6 +168,10 @@ class Workflow:
             raise WorkflowBuildError(f"node {name!r} is declared twice", node=name)
 
     # validation ------------------------------------------------------------------------------
+    def agent_nodes(self) -> dict[str, AgentSpec]:
+        """The agent nodes and the spec each declares (node -> spec)."""
+        return dict(self._agents)
+
     def node_kinds(self) -> dict[str, str]:
         kinds = {self.router_name: "router"}
         kinds.update({n: "agent" for n in self._agents})
@@ -196,15 +201,17 @@ class Workflow:
                 raise WorkflowBuildError(
                     f"router rule targets {target!r}, which the router may not go to", node=target
                 )
-        for name, spec in self._agents.items():
-            for hop in spec.fallback:
-                if hop.agent is not None and hop.agent not in self.registry:
-                    raise WorkflowBuildError(
-                        f"agent {name!r} falls back to unknown agent {hop.agent!r}", node=name)
-                if hop.model is not None and spec.kind != "llm":
-                    raise WorkflowBuildError(
-                        f"rule-based agent {name!r} cannot fall back to model {hop.model!r}; "
-                        "name another agent or a human", node=name)
+        for name, declared in self._agents.items():
+            for spec in (declared, *self.registry.versions(declared.id)):
+                for hop in spec.fallback:
+                    if hop.agent is not None and hop.agent not in self.registry:
+                        raise WorkflowBuildError(
+                            f"agent {name!r} ({spec.version}) falls back to unknown agent "
+                            f"{hop.agent!r}", node=name)
+                    if hop.model is not None and spec.kind != "llm":
+                        raise WorkflowBuildError(
+                            f"rule-based agent {name!r} cannot fall back to model {hop.model!r}; "
+                            "name another agent or a human", node=name)
         for key, how in self.context_merges.items():
             if how not in CONTEXT_MERGES:
                 raise WorkflowBuildError(
@@ -246,7 +253,8 @@ class Workflow:
                              self._chain(spec, runner, successors),
                              delegates=not successors and self.router_name in dests(name),
                              on_exhausted=self.on_exhausted,
-                             approval_nodes=frozenset(self._approvals))
+                             approval_nodes=frozenset(self._approvals),
+                             versions=self._versions(name, runner, successors))
             graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():
             approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
@@ -270,6 +278,21 @@ class Workflow:
             else:
                 links.append(Link(HopKind.HUMAN))
         return tuple(links)
+
+    def _versions(self, name: str, runner: AgentRunner,
+                  successors: dict[str, str]) -> AgentVersions:
+        """Every registered version of the node's agent, each with its fallback chain: a thread
+        runs the one it is pinned to, a canary's share of new threads the canary."""
+        spec = runner.spec
+        runners = {spec.version: runner}
+        chains = {spec.version: self._chain(spec, runner, successors)}
+        for other in self.registry.versions(spec.id):
+            if other.version in runners:
+                continue
+            runners[other.version] = AgentRunner(other, self.toolbox, self.models,
+                                                 self._middleware[name], successors=successors)
+            chains[other.version] = self._chain(other, runners[other.version], successors)
+        return AgentVersions(spec.id, spec.version, runners, chains)
 
     def _successors(self, name: str) -> dict[str, str]:
         """The nodes an agent may hand a task to directly (its declared targets other than the

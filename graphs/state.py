@@ -155,6 +155,8 @@ class WorkflowState(TypedDict, total=False):
     pending: dict[str, Any] | None
     active_task: str | None
     hops: Annotated[int, count_hops]
+    versions: Annotated[dict[str, str], merge_records]
+    """The agent versions the thread is pinned to (agent id -> version), kept across requests."""
 
 
 class InputState(TypedDict):

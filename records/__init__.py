@@ -87,6 +87,8 @@ class AuditKind(StrEnum):
     """A probe succeeded; the breaker closed."""
     ACTION_FAILED = "action_failed"
     """An approved action failed; the task and the run are ``failed`` with its cause."""
+    AGENT_RUN = "agent_run"
+    """An agent node ran: the agent's version, how it was chosen, the outcome, the tokens."""
 
 
 class AuditEvent(BaseModel):

@@ -59,6 +59,8 @@ class HopCause(StrEnum):
     """Its circuit breaker is open: no call was made."""
     DECLINED = "declined"
     """The person asked declined the task (``--reject``)."""
+    DISABLED = "disabled"
+    """The agent is switched off or retired (its feature flag): no call was made."""
 
 
 class FallbackHop(BaseModel):
@@ -108,8 +110,11 @@ def chain_of(value: Any) -> tuple[FallbackHop, ...]:
 
 def cause_of(error: BaseException) -> HopCause:
     """The cause a failed hop is recorded with."""
+    from accord.agents.flags import AgentDisabled
     from accord.resilience.transient import is_timeout, is_transient
 
+    if isinstance(error, AgentDisabled):
+        return HopCause.DISABLED
     if isinstance(error, BreakerOpen):
         return HopCause.BREAKER_OPEN
     if is_timeout(error):

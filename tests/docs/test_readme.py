@@ -206,3 +206,16 @@ def test_readme_dead_letter_example_runs(tmp_path: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "failed ledger ConnectionError: ledger service unreachable"
     assert lines[1] == "posted done"
+
+
+def test_readme_versions_example_runs(tmp_path: Path) -> None:
+    section = README.split("## Versions, canaries and flags", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "versions.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, last = done.stdout.strip().splitlines()
+    assert 8 <= int(first.split()[0]) <= 32, first  # 20 +- 3 sigma of a binomial(100, 0.2)
+    assert last == "answered by backup"
