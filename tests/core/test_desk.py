@@ -47,8 +47,8 @@ def test_rules_send_back_then_wait_for_the_editor_then_publish_once(desk_db, tmp
         assert speakers == ["drafter", "fact_checker", "drafter", "fact_checker", "editor", "publisher"]
         assert out["messages"][2].content == "Unsupported: It powers every home in the city."
         [waiting] = graph.get_state(cfg).interrupts
-        [held] = waiting.value["action_requests"]  # LangChain's HITLRequest
-        assert (held["name"], held["args"]) == (
+        [action] = waiting.value["action_requests"]
+        assert (action["name"], action["args"]) == (
             "publish_article", {"story": "story-1", "audience": 25000})
         assert desk_db.articles() == []
         assert [t.thread_id for t in saver.threads.list(status="interrupted")] == ["desk-1"]
@@ -182,8 +182,8 @@ def test_llm_agents_through_the_scripted_model(desk_db, tmp_path):
     with open_saver(f"sqlite:///{tmp_path}/accord.db") as saver:
         compiled = graph.compile(checkpointer=saver)
         compiled.invoke(request(STORY), cfg)
-        assert compiled.get_state(cfg).interrupts[0].value["action_requests"][0]["args"] == {
-            "story": "story-1", "audience": 25000}
+        [action] = compiled.get_state(cfg).interrupts[0].value["action_requests"]
+        assert action["args"] == {"story": "story-1", "audience": 25000}
         assert desk_db.articles() == []
         out = compiled.invoke(Command(resume={"decision": "approve", "by": "ed"}), cfg)
     assert_llm_agents_answered(out, desk_db)

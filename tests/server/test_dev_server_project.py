@@ -42,7 +42,10 @@ async def test_the_readme_project_is_served_and_approved_through_the_sdk(serve, 
         async with get_client(url=server.url) as client:
             [thread] = await client.threads.search(limit=5)
             state = await client.threads.get_state(thread["thread_id"])
-        assert state["values"]["messages"][-1]["content"].startswith("sent 'Issue 14")  # the sender's reply
+        # the approval ran the tool; its agent got the result back and answered with it
+        last_two = [m["content"] for m in state["values"]["messages"][-2:]]
+        assert last_two[0].startswith("send_issue approved by ana")
+        assert last_two[1] == "sent 'Issue 14, for 90000 readers' to 90,000 readers"
     with sqlite3.connect(project / "sent.db") as db:
         assert db.execute("SELECT issue, audience FROM sent").fetchall() == [
             ("Issue 14, for 90000 readers", 90000)]
@@ -72,6 +75,8 @@ async def test_the_repository_serves_the_publishing_desk(serve, tmp_path: Path) 
             assert waiting["value"]["action_requests"][0]["args"]["audience"] == 20000
             done = await client.runs.wait(thread["thread_id"], "desk", command={
                 "resume": {"decision": "approve", "by": "ed"}})
-    assert done["messages"][-1]["content"].startswith("Published article #")  # the publisher's reply
+    # the decision went back to the publisher, which published and said so
+    assert [m["content"].split(":")[0] for m in done["messages"][-2:]] == [
+        "publish_article approved by ed", "Published article #1"]
     with sqlite3.connect(tmp_path / "desk.db") as db:
         assert db.execute("SELECT audience FROM articles").fetchall() == [(20000,)]
