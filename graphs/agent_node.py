@@ -26,6 +26,7 @@ from accord.checkpoints.errors import WriterFenced
 from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
+from accord.observability.steps import agent_step
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.breaker import BreakerOpen
 from accord.resilience.breaker_sql import BreakerTableCorrupt
@@ -70,7 +71,8 @@ class AgentNode:
         model = self.runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
         gate = CallGate.open(node=self.name, agent=spec.id, task_id=handoff.task_id,
                              spec=spec.breaker, model=model)
-        command = await self._call(state, handoff, gate)
+        command = await agent_step(self.name, spec, handoff.task_id,
+                                   self._call(state, handoff, gate))
         return gate.noted(command) if gate is not None else command
 
     async def _call(self, state: dict[str, Any], handoff: Handoff,

@@ -24,6 +24,7 @@ from accord.agents.ledger import current_ledger
 from accord.graphs.agent_node import PASS_THROUGH
 from accord.graphs.errors import InvalidResume
 from accord.graphs.transitions import Step, Transitions
+from accord.observability.steps import human_decision
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
 DECISION_TOOL = "__decision__"
@@ -218,4 +219,5 @@ class ApprovalNode:
                                              "updated_at": utcnow(), "result": reply}}
         update["messages"] = [AIMessage(reply, name=self.name)]
         update["audit"] = [human]
+        human_decision(self.name, human)
         return self.transitions.command(self.name, state, Step(self.return_to, update))

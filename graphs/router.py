@@ -30,6 +30,7 @@ from accord.graphs.state import (
     retired_tasks,
 )
 from accord.graphs.transitions import Step, Transitions
+from accord.observability.steps import routed
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience import is_transient, retry_after
 
@@ -306,8 +307,8 @@ def router_node(
         task = (state.get("tasks") or {}).get(request.id)
         if task is not None:
             return transitions.command(name, state, returning(state, request.id, task))
-        decision = await router.decide(request.text, state, transitions.table.targets(name),
-                                       models)
+        decision = await routed(name, router.decide(request.text, state,
+                                                    transitions.table.targets(name), models))
         return transitions.command(name, state, opened(state, request.id, request.text, decision))
 
     route.__name__ = name

@@ -14,6 +14,7 @@ from typing import Any
 
 from langchain.agents.middleware import ModelRetryMiddleware
 
+from accord.observability.steps import model_attempt
 from accord.resilience.transient import retry_after
 
 
@@ -24,8 +25,11 @@ class ProviderRetryMiddleware(ModelRetryMiddleware):
         self, request: Any, handler: Callable[[Any], Awaitable[Any]]
     ) -> Any:
         wait: list[float] = []
+        attempts = [0]
 
         async def attempt(req: Any) -> Any:
+            attempts[0] += 1
+            model_attempt(attempts[0])
             if wait:
                 await asyncio.sleep(wait.pop())
             try:
