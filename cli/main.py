@@ -238,7 +238,7 @@ def agents(
 
 
 def main() -> None:
-    from accord.cli import health, timetravel  # noqa: F401  (registers health, history, replay, fork, prune)
+    from accord.cli import health, metrics, timetravel  # noqa: F401  (registers health, metrics-serve, history, replay, fork, prune)
 
     try:
         app()

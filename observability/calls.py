@@ -74,7 +74,6 @@ class CallObserver(BaseCallbackHandler):
     run_inline = True
     ignore_chain = True
     ignore_retriever = True
-    ignore_agent = True
 
     def __init__(self) -> None:
         self.calls: dict[UUID, _Call] = {}

@@ -1,0 +1,69 @@
+"""accord's HTTP routes: ``/metrics`` in Prometheus' text format, served by ``accord
+metrics-serve`` and inside ``langgraph dev`` / the Agent Server.
+
+``langgraph.json`` names the app (``"http": {"app": "./server/langgraph_app.py:app"}``). The
+server keeps its own ``/metrics`` route (it cannot be shadowed) and serves prometheus_client's
+default registry from it, where accord's metrics live: the app's lifespan adds what the
+database knows, the pending approvals of the thread index and their age, read at each scrape
+from the saver it opens (``$ACCORD_DB_URL``), and puts the run fields on the server's log lines
+(with ``LOG_JSON=true`` they are JSON lines). ``accord metrics-serve`` serves the same app on its
+own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from accord.observability.context import ContextFilter
+from accord.observability.metrics import PendingApprovals, metrics
+from accord.records import ThreadStatus
+
+logger = logging.getLogger(__name__)
+
+
+async def metrics_endpoint(_request: Request) -> Response:
+    """The default registry in Prometheus' text exposition format."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _log_context_on_handlers() -> None:
+    """Put the run fields on every record the server's handlers write."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ContextFilter) for f in handler.filters):
+            handler.addFilter(ContextFilter())
+
+
+def build_app(url: str | None = None) -> Starlette:
+    """The app; ``url`` is the database whose thread index gives the pending approvals
+    (default ``$ACCORD_DB_URL``). Nothing is opened before the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        from accord.checkpoints import open_async_saver
+        from accord.checkpoints.urls import resolve_url
+
+        _log_context_on_handlers()
+        metrics()  # the families exist from the first scrape on
+        async with open_async_saver(url or resolve_url()) as saver:
+            collector = PendingApprovals(
+                lambda: saver.threads.list(status=ThreadStatus.INTERRUPTED))
+            REGISTRY.register(collector)
+            try:
+                yield {}
+            finally:
+                REGISTRY.unregister(collector)
+
+    return Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"])],
+                     lifespan=lifespan)
+
+
+__all__ = ["build_app", "metrics_endpoint"]
