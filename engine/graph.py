@@ -114,7 +114,7 @@ class AccordGraph(CompiledStateGraph):
             return
         async with observe_run(self.engine.graph_ref or self.name, run) as seen:
             if run.saver is None:  # no checkpointer: a plain LangGraph run, observed
-                async for chunk in super().astream(run.input, config, **kwargs):
+                async for chunk in seen.stream(super().astream(run.input, config, **kwargs)):
                     yield chunk
                 return
             handle = await seen.claim(self._claim(run))
@@ -124,7 +124,8 @@ class AccordGraph(CompiledStateGraph):
                 lent = {CONFIG_KEY_CHECKPOINTER: run.checkpointer} if run.checkpointer else {}
                 config = {**run.config, "configurable": {
                     **run.config["configurable"], RUN_KEY: handle, **lent}}
-                async for chunk in super().astream(graph_input, config, **run.kwargs):
+                async for chunk in seen.stream(super().astream(graph_input, config,
+                                                               **run.kwargs)):
                     yield chunk
             except BaseException as exc:
                 error = exc

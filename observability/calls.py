@@ -2,7 +2,7 @@
 
 Every chat model and tool accord runs is a LangChain runnable, inside an agent's own loop
 (``create_agent``), the router's LLM tier or a rule-based agent's tool box. During a run the
-engine's observation puts one :class:`CallObserver` in the context (``observing_calls``); a
+engine's observation puts one :class:`CallObserver` in the run's context (``observe_calls``); a
 configure hook adds it to every callback manager made inside, so every call gets a span
 (``accord.model``, ``accord.tool``: a child of the agent step or routing decision that made it),
 its tokens and outcome counted per agent and model, and a log line.
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
@@ -167,27 +165,24 @@ class CallObserver(BaseCallbackHandler):
         call.span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         call.span.end()
 
+    def close(self) -> None:
+        """End the spans of calls the run abandoned (cancelled, failed mid-call)."""
+        for call in self.calls.values():
+            call.span.end()
+        self.calls.clear()
+
     @staticmethod
     def _ms(call: _Call) -> float:
         return round((time.perf_counter() - call.started) * 1000, 3)
 
 
-@contextmanager
-def observing_calls() -> Iterator[CallObserver]:
-    """Observe the model and tool calls made inside the block."""
+def observe_calls() -> CallObserver:
+    """Observe the model and tool calls made in the current context from now on (a context
+    made for one run; :meth:`CallObserver.close` ends what the run abandoned)."""
     _hook()
     observer = CallObserver()
-    token = _OBSERVER.set(observer)
-    try:
-        yield observer
-    finally:
-        try:
-            _OBSERVER.reset(token)
-        except ValueError:  # closed from another context (a generator finalised elsewhere)
-            pass
-        for call in observer.calls.values():  # calls the run abandoned (cancelled, failed)
-            call.span.end()
-        observer.calls.clear()
+    _OBSERVER.set(observer)
+    return observer
 
 
-__all__ = ["CallObserver", "observing_calls"]
+__all__ = ["CallObserver", "observe_calls"]

@@ -43,6 +43,11 @@ def bound(**fields: Any) -> Iterator[dict[str, Any]]:
             pass
 
 
+def bind(**fields: Any) -> None:
+    """Bind ``fields`` in the current context for good (a context made for one run)."""
+    _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}})
+
+
 def trace_ids() -> dict[str, str]:
     """The current span's trace and span ids as hex, or nothing outside a valid span."""
     ctx = trace.get_current_span().get_span_context()
@@ -66,4 +71,4 @@ class ContextFilter(logging.Filter):
         return True
 
 
-__all__ = ["FIELDS", "ContextFilter", "bound", "current", "line_fields", "trace_ids"]
+__all__ = ["FIELDS", "ContextFilter", "bind", "bound", "current", "line_fields", "trace_ids"]

@@ -3,14 +3,12 @@
 The metrics live in ``prometheus_client``'s default registry, so whatever already serves it
 shows them: the ``/metrics`` of ``langgraph dev`` and the Agent Server (which serve that
 registry), ``accord metrics-serve``, or an application's own exporter. They are created on first
-use, once per process. What only the database knows (the approvals waiting now and how long
-they have waited) is read from the thread index when the registry is scraped
-(:class:`PendingApprovals`).
+use, once per process. What the database knows (the approvals waiting now and how long they
+have waited) comes from the thread index (:class:`PendingApprovals`).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,8 +19,6 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-logger = logging.getLogger(__name__)
 
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 """Seconds: an agent step or a run, from a rule lookup to a slow model."""
@@ -116,36 +112,44 @@ def metrics() -> Metrics:
 
 
 class PendingApprovals(Collector):
-    """``accord_pending_approvals`` and ``accord_pending_approval_age_seconds`` at scrape time.
+    """``accord_pending_approvals`` and ``accord_pending_approval_age_seconds``.
 
-    ``source`` returns the interrupted threads of the thread index (``ThreadRecord``s); a
-    database that cannot be read leaves the two families out of that scrape (logged), it never
-    fails the scrape.
+    A snapshot of the thread index's interrupted threads, never read at scrape time (a scrape
+    does no I/O): the server loads it from the index when it starts and again every few
+    seconds (:meth:`replace`, picking up what other processes did), and every run of this
+    process that ends updates it at once (:func:`note_run_end`).
     """
 
-    def __init__(self, source: Callable[[], list[Any]],
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.source = source
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.clock = clock
+        self._waiting: dict[str, tuple[str, datetime]] = {}
         self._lock = threading.Lock()
+
+    def replace(self, records: Iterable[Any]) -> None:
+        """The interrupted threads as the index lists them (``ThreadRecord``s)."""
+        waiting = {r.thread_id: (r.graph or "", r.updated_at) for r in records}
+        with self._lock:
+            self._waiting = waiting
+
+    def note(self, thread_id: str, graph: str, status: str) -> None:
+        """A run of this process left ``thread_id`` with ``status``."""
+        with self._lock:
+            if status == "interrupted":
+                self._waiting[thread_id] = (graph, self.clock())
+            else:
+                self._waiting.pop(thread_id, None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
-            try:
-                waiting = self.source()
-            except Exception:  # noqa: BLE001 - a scrape must not fail on the database
-                logger.warning("pending approvals: the thread index could not be read",
-                               exc_info=True)
-                return
+            waiting = list(self._waiting.values())
         now = self.clock()
         count = GaugeMetricFamily("accord_pending_approvals",
                                   "Threads waiting for a human decision", labels=["graph"])
         age = GaugeMetricFamily("accord_pending_approval_age_seconds",
                                 "How long the oldest waiting thread has waited", labels=["graph"])
         by_graph: dict[str, list[float]] = {}
-        for record in waiting:
-            by_graph.setdefault(record.graph or "", []).append(
-                max(0.0, (now - record.updated_at).total_seconds()))
+        for graph, since in waiting:
+            by_graph.setdefault(graph, []).append(max(0.0, (now - since).total_seconds()))
         if not by_graph:
             count.add_metric([""], 0)
             age.add_metric([""], 0)
@@ -156,7 +160,31 @@ class PendingApprovals(Collector):
         yield age
 
     def describe(self) -> list:
-        return []  # collected lazily: never read the database at registration
+        return []
 
 
-__all__ = ["BREAKER_STATES", "Metrics", "PendingApprovals", "metrics"]
+_TRACKERS: set[PendingApprovals] = set()
+"""The pending-approval snapshots this process serves (one per running app)."""
+
+
+def track(collector: PendingApprovals) -> None:
+    """Register ``collector`` with the default registry; this process's runs update it."""
+    REGISTRY.register(collector)
+    _TRACKERS.add(collector)
+
+
+def untrack(collector: PendingApprovals) -> None:
+    _TRACKERS.discard(collector)
+    REGISTRY.unregister(collector)
+
+
+def note_run_end(thread_id: str | None, graph: str, status: str) -> None:
+    """A run ended: the threads waiting for a decision change with it."""
+    if thread_id is None or status in ("refused", "cancelled"):
+        return
+    for collector in list(_TRACKERS):
+        collector.note(str(thread_id), graph, status)
+
+
+__all__ = ["BREAKER_STATES", "Metrics", "PendingApprovals", "metrics", "note_run_end", "track",
+           "untrack"]

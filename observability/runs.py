@@ -1,17 +1,23 @@
 """One run, observed: its span, its log context, its metrics and its log lines.
 
-The engine wraps every run in :func:`observe_run` (one call), whatever started it. The run's
-span (``accord.run``) is current while the graph runs, so the agent steps, model and tool calls
-and routing decisions of the run nest under it, and every line logged inside carries the run's
-fields. The span's W3C ``traceparent`` is stamped on the run's spec, and so recorded with the
-thread when the run claims it; a run that resumes the thread (an approval's decision, a
-continuation after a crash) reads it back and starts as a child of the run that paused it, in
-the same trace, linked to whatever span its caller had open.
+The engine wraps every run in :func:`observe_run` (one call) and iterates the graph's stream
+through :meth:`RunObservation.stream`, whatever started the run. The run gets a context of its
+own, made when it starts: the run's span (``accord.run``) is current in it, the run's log
+fields are bound in it, and every step of the graph's stream runs in it, even when the caller
+reads each chunk from a different task (the LangGraph server does). So the agent steps, model
+and tool calls and routing decisions of the run nest under the run's span, and every line
+logged inside carries the run's fields.
+
+The span's W3C ``traceparent`` is stamped on the run's spec, and so recorded with the thread
+when the run claims it; a run that resumes the thread (an approval's decision, a continuation
+after a crash) reads it back and starts as a child of the run that paused it, in the same
+trace, linked to whatever span its caller had open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -25,8 +31,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from accord.checkpoints.runs import RunKind
-from accord.observability.context import bound, line_fields
-from accord.observability.metrics import metrics
+from accord.observability.context import bind, line_fields
+from accord.observability.metrics import metrics, note_run_end
 from accord.observability.traces import attrs, context_of, link_to, traceparent, tracer
 
 logger = logging.getLogger("accord.run")
@@ -37,20 +43,25 @@ JOINS_TRACE = (RunKind.RESUME, RunKind.CONTINUE)
 """Runs that carry on a run before them, and so join its trace."""
 
 _STOPPED = (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt)
+_DONE = object()
 
 
 @dataclass
 class RunObservation:
-    """What is known of a run in progress (the current one: :func:`current_run`)."""
+    """What is known of a run in progress (inside it: :func:`current_run`)."""
 
     graph: str
     kind: str
     thread_id: str | None
     run_id: str | None
     span: trace.Span
+    context: contextvars.Context
+    """The run's own context: its span current, its log fields bound."""
     started: float = field(default_factory=time.perf_counter)
     handle: Any = None
     """The saver's run handle once the thread is claimed."""
+    calls: Any = None
+    """The run's ``CallObserver``."""
     tokens_in: int = 0
     tokens_out: int = 0
 
@@ -68,15 +79,33 @@ class RunObservation:
         self.handle = handle
         return handle
 
+    async def stream(self, chunks: AsyncIterator[T]) -> AsyncIterator[T]:
+        """``chunks`` (the graph's stream), each step run in the run's context."""
+
+        async def step() -> Any:
+            try:
+                return await chunks.__anext__()
+            except StopAsyncIteration:
+                return _DONE
+
+        try:
+            while True:
+                chunk = await asyncio.create_task(step(), context=self.context)
+                if chunk is _DONE:
+                    return
+                yield chunk
+        finally:
+            closing = getattr(chunks, "aclose", None)
+            if closing is not None:
+                await asyncio.create_task(_close(chunks), context=self.context)
+
     def status(self, error: BaseException | None) -> str:
         if error is not None:
             if isinstance(error, _STOPPED):
                 return "cancelled"
-            from accord.checkpoints.accord_saver import ClaimRefused
             from accord.checkpoints.errors import ThreadBusy
 
-            refused = isinstance(error, ClaimRefused | ThreadBusy) or (
-                self.handle is None and self.kind != "plain")
+            refused = isinstance(error, ThreadBusy) or (self.handle is None and self.kind != "plain")
             return "refused" if refused else "failed"
         handle = self.handle
         if handle is not None and handle.interrupts:
@@ -84,6 +113,10 @@ class RunObservation:
         if handle is not None and handle.head is not None and not handle.final:
             return "running"
         return "done"
+
+
+async def _close(chunks: Any) -> None:
+    await chunks.aclose()
 
 
 _RUN: ContextVar[RunObservation | None] = ContextVar("accord_run", default=None)
@@ -100,6 +133,17 @@ async def _stored_trace(saver: Any, thread_id: str) -> str | None:
     except Exception:  # noqa: BLE001 - the claim reports a database that cannot be read
         return None
     return getattr(record, "trace", None)
+
+
+def _enter(seen: RunObservation) -> None:
+    """Make the run's context (run inside it)."""
+    from accord.observability.calls import observe_calls
+
+    otel_context.attach(trace.set_span_in_context(seen.span))
+    _RUN.set(seen)
+    bind(graph=seen.graph, thread_id=seen.thread_id, run_id=seen.run_id, run_kind=seen.kind)
+    seen.calls = observe_calls()
+    logger.info("run started", extra=line_fields(event="run_started"))
 
 
 @asynccontextmanager
@@ -126,30 +170,21 @@ async def observe_run(graph: str, run: Any) -> AsyncIterator[RunObservation]:
     if spec is not None:
         run.spec = replace(spec, trace=traceparent(span))
     seen = RunObservation(graph=graph, kind=kind, thread_id=thread_id,
-                          run_id=spec.run_id if spec else None, span=span)
-    token = otel_context.attach(trace.set_span_in_context(span))
-    run_token = _RUN.set(seen)
+                          run_id=spec.run_id if spec else None, span=span,
+                          context=contextvars.copy_context())
+    seen.context.run(_enter, seen)
     error: BaseException | None = None
     try:
-        from accord.observability.calls import observing_calls
-
-        with bound(graph=graph, thread_id=thread_id, run_id=seen.run_id, run_kind=kind), \
-                observing_calls():
-            logger.info("run started", extra=line_fields(event="run_started"))
-            try:
-                yield seen
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                _ended(seen, error)
+        yield seen
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         try:
-            _RUN.reset(run_token)
-        except ValueError:  # closed from another context (a generator finalised elsewhere)
-            pass
-        otel_context.detach(token)
-        span.end()
+            seen.context.run(_ended, seen, error)
+        finally:
+            seen.calls.close()
+            span.end()
 
 
 def _ended(seen: RunObservation, error: BaseException | None) -> None:
@@ -158,6 +193,8 @@ def _ended(seen: RunObservation, error: BaseException | None) -> None:
     m = metrics()
     m.runs.labels(seen.graph, seen.kind, status).inc()
     m.run_seconds.labels(seen.graph, seen.kind).observe(seconds)
+    if seen.handle is not None:
+        note_run_end(seen.thread_id, seen.graph, status)
     span = seen.span
     span.set_attribute("accord.run.status", status)
     span.set_attribute("accord.tokens.input", seen.tokens_in)
