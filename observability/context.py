@@ -21,18 +21,18 @@ FIELDS = ("graph", "thread_id", "run_id", "run_kind", "agent", "agent_version", 
           "task_id", "attempt", "trace_id", "span_id")
 """What a log line about a run may carry (besides the line's own fields)."""
 
-_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("accord_log_context", default={})
+_CONTEXT: ContextVar[dict[str, Any] | None] = ContextVar("accord_log_context", default=None)
 
 
 def current() -> dict[str, Any]:
     """The fields bound now (a copy)."""
-    return dict(_CONTEXT.get())
+    return dict(_CONTEXT.get() or {})
 
 
 @contextmanager
 def bound(**fields: Any) -> Iterator[dict[str, Any]]:
     """Bind ``fields`` (``None`` values are skipped) for the duration of the block."""
-    merged = {**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}}
+    merged = {**(_CONTEXT.get() or {}), **{k: v for k, v in fields.items() if v is not None}}
     token = _CONTEXT.set(merged)
     try:
         yield merged
@@ -45,7 +45,7 @@ def bound(**fields: Any) -> Iterator[dict[str, Any]]:
 
 def bind(**fields: Any) -> None:
     """Bind ``fields`` in the current context for good (a context made for one run)."""
-    _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}})
+    _CONTEXT.set({**(_CONTEXT.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
 
 
 def trace_ids() -> dict[str, str]:
@@ -58,7 +58,8 @@ def trace_ids() -> dict[str, str]:
 
 def line_fields(**extra: Any) -> dict[str, Any]:
     """What a line logged now carries: the bound fields, the trace ids, then ``extra``."""
-    return {**_CONTEXT.get(), **trace_ids(), **{k: v for k, v in extra.items() if v is not None}}
+    own = {k: v for k, v in extra.items() if v is not None}
+    return {**(_CONTEXT.get() or {}), **trace_ids(), **own}
 
 
 class ContextFilter(logging.Filter):

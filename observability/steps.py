@@ -118,7 +118,7 @@ def guardrail_tripped(result: Any, *, thread_id: Any = None, graph: str | None =
                 "accord.guard": guard, "accord.thread_id": thread_id,
                 "accord.guard.reason": fields.get("reason")})) as span:
         span.set_status(Status(StatusCode.ERROR, f"{guard} tripped"))
-        logger.warning("guardrail %s tripped", guard, extra=line_fields(
+        logger.info("guardrail %s tripped", guard, extra=line_fields(
             event="guardrail", guard=guard, reason=fields.get("reason")))
 
 
