@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from accord.observability.metrics import BREAKER_STATES, metrics
-from accord.observability.traces import context_of
 from accord.records import AuditKind
 
 logger = logging.getLogger("accord.audit")
@@ -31,12 +30,9 @@ _BREAKER = {
 
 
 def _trace_id(traceparent: str | None) -> str | None:
-    ctx = context_of(traceparent)
-    if ctx is None:
-        return None
-    from opentelemetry import trace
-
-    return format(trace.get_current_span(ctx).get_span_context().trace_id, "032x")
+    """The trace id of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``)."""
+    parts = (traceparent or "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 
 def _before(event: dict[str, Any], since: datetime) -> bool:

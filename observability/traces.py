@@ -89,16 +89,23 @@ class _Providers:
     def __init__(self) -> None:
         self.own: TracerProvider | None = None
         self.lock = threading.Lock()
+        self._tracer: tuple[Any, trace.Tracer] | None = None
 
     def tracer(self) -> trace.Tracer:
         found = trace.get_tracer_provider()
-        if isinstance(found, TracerProvider):  # the application's own SDK provider
-            return found.get_tracer(SCOPE)
-        with self.lock:
-            if self.own is None:
-                service = os.environ.get("OTEL_SERVICE_NAME") or "accord"
-                self.own = build_provider(exporter_from(), service=service)
-            return self.own.get_tracer(SCOPE)
+        if not isinstance(found, TracerProvider):  # no SDK provider of the application's
+            found = self.own
+            if found is None:
+                with self.lock:
+                    if self.own is None:
+                        service = os.environ.get("OTEL_SERVICE_NAME") or "accord"
+                        self.own = build_provider(exporter_from(), service=service)
+                    found = self.own
+        cached = self._tracer
+        if cached is None or cached[0] is not found:  # a tracer costs a scope comparison
+            cached = (found, found.get_tracer(SCOPE))
+            self._tracer = cached
+        return cached[1]
 
 
 _PROVIDERS = _Providers()
