@@ -20,7 +20,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from accord.observability.context import current, line_fields
+from accord.observability.context import current, line_fields, log
 from accord.observability.metrics import metrics
 from accord.observability.runs import current_run
 from accord.observability.traces import attrs, tracer
@@ -48,7 +48,7 @@ class _Call:
                  tool: str | None = None) -> None:
         self.span, self.agent, self.model, self.tool = span, agent, model, tool
         self.started = time.perf_counter()
-        self.fields = line_fields()
+        self.fields = line_fields() if logger.isEnabledFor(logging.INFO) else {}
 
 
 def _usage(response: Any) -> tuple[int, int]:
@@ -115,9 +115,9 @@ class CallObserver(BaseCallbackHandler):
         call.span.set_attribute("gen_ai.usage.input_tokens", tokens_in)
         call.span.set_attribute("gen_ai.usage.output_tokens", tokens_out)
         call.span.end()
-        logger.info("model call %s", call.model, extra={**call.fields, **line_fields(
+        log(logger, "model call %s", call.model, base=call.fields,
             event="model_call", model=call.model, outcome="ok", tokens_in=tokens_in,
-            tokens_out=tokens_out, latency_ms=self._ms(call))})
+            tokens_out=tokens_out, latency_ms=self._ms(call))
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         call = self.calls.pop(run_id, None)
@@ -125,10 +125,10 @@ class CallObserver(BaseCallbackHandler):
             return
         metrics().model_calls.labels(call.agent, call.model, "error").inc()
         self._failed(call, error)
-        logger.info("model call %s failed: %s", call.model, type(error).__name__,
-                    extra={**call.fields, **line_fields(
+        log(logger, "model call %s failed: %s", call.model, type(error).__name__,
+            base=call.fields,
                         event="model_call", model=call.model, outcome="error",
-                        error=f"{type(error).__name__}: {error}", latency_ms=self._ms(call))})
+                        error=f"{type(error).__name__}: {error}", latency_ms=self._ms(call))
 
     # tools ----------------------------------------------------------------------------------
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,
@@ -145,8 +145,8 @@ class CallObserver(BaseCallbackHandler):
             return
         metrics().tool_calls.labels(call.agent, call.tool, "ok").inc()
         call.span.end()
-        logger.info("tool call %s", call.tool, extra={**call.fields, **line_fields(
-            event="tool_call", tool=call.tool, outcome="ok", latency_ms=self._ms(call))})
+        log(logger, "tool call %s", call.tool, base=call.fields,
+            event="tool_call", tool=call.tool, outcome="ok", latency_ms=self._ms(call))
 
     def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         call = self.calls.pop(run_id, None)
@@ -154,10 +154,10 @@ class CallObserver(BaseCallbackHandler):
             return
         metrics().tool_calls.labels(call.agent, call.tool, "error").inc()
         self._failed(call, error)
-        logger.info("tool call %s failed: %s", call.tool, type(error).__name__,
-                    extra={**call.fields, **line_fields(
+        log(logger, "tool call %s failed: %s", call.tool, type(error).__name__,
+            base=call.fields,
                         event="tool_call", tool=call.tool, outcome="error",
-                        error=f"{type(error).__name__}: {error}", latency_ms=self._ms(call))})
+                        error=f"{type(error).__name__}: {error}", latency_ms=self._ms(call))
 
     @staticmethod
     def _failed(call: _Call, error: BaseException) -> None:

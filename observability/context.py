@@ -62,6 +62,13 @@ def line_fields(**extra: Any) -> dict[str, Any]:
     return {**(_CONTEXT.get() or {}), **trace_ids(), **own}
 
 
+def log(logger: logging.Logger, message: str, *args: Any, level: int = logging.INFO,
+        base: dict[str, Any] | None = None, **fields: Any) -> None:
+    """Log a line about a run, its fields gathered only when the level is enabled."""
+    if logger.isEnabledFor(level):
+        logger.log(level, message, *args, extra={**(base or {}), **line_fields(**fields)})
+
+
 class ContextFilter(logging.Filter):
     """Adds the bound fields and trace ids to every record that does not set them itself."""
 
@@ -72,4 +79,4 @@ class ContextFilter(logging.Filter):
         return True
 
 
-__all__ = ["FIELDS", "ContextFilter", "bind", "bound", "current", "line_fields", "trace_ids"]
+__all__ = ["FIELDS", "ContextFilter", "bind", "bound", "current", "line_fields", "log", "trace_ids"]

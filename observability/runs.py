@@ -31,7 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from accord.checkpoints.runs import RunKind
-from accord.observability.context import bind, line_fields
+from accord.observability.context import bind, log
 from accord.observability.metrics import metrics, note_run_end
 from accord.observability.traces import attrs, context_of, link_to, traceparent, tracer
 
@@ -105,7 +105,8 @@ class RunObservation:
                 return "cancelled"
             from accord.checkpoints.errors import ThreadBusy
 
-            refused = isinstance(error, ThreadBusy) or (self.handle is None and self.kind != "plain")
+            refused = isinstance(error, ThreadBusy) or (
+                self.handle is None and self.kind != "plain")
             return "refused" if refused else "failed"
         handle = self.handle
         if handle is not None and handle.interrupts:
@@ -143,7 +144,7 @@ def _enter(seen: RunObservation) -> None:
     _RUN.set(seen)
     bind(graph=seen.graph, thread_id=seen.thread_id, run_id=seen.run_id, run_kind=seen.kind)
     seen.calls = observe_calls()
-    logger.info("run started", extra=line_fields(event="run_started"))
+    log(logger, "run started", event="run_started")
 
 
 @asynccontextmanager
@@ -206,9 +207,9 @@ def _ended(seen: RunObservation, error: BaseException | None) -> None:
         if status == "failed":
             span.record_exception(error)
     # a failed run is an outcome (recorded with its cause), not a warning about accord
-    logger.info("run %s", status, extra=line_fields(
+    log(logger, "run %s", status,
         event="run_ended", status=status, latency_ms=round(seconds * 1000, 3),
-        tokens_in=seen.tokens_in, tokens_out=seen.tokens_out, error=cause))
+        tokens_in=seen.tokens_in, tokens_out=seen.tokens_out, error=cause)
 
 
 __all__ = ["RunObservation", "current_run", "observe_run"]

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from accord.observability.context import bound, current, line_fields
+from accord.observability.context import bound, current, log
 from accord.observability.metrics import metrics
 from accord.observability.traces import attrs, tracer
 
@@ -45,8 +45,8 @@ async def agent_step(node: str, spec: Any, task_id: str | None, calling: Awaitab
         finally:
             seconds = time.perf_counter() - started
             metrics().steps.labels(spec.id, spec.version, outcome).observe(seconds)
-            logger.info("agent step %s: %s", spec.id, outcome, extra=line_fields(
-                event="agent_step", outcome=outcome, latency_ms=round(seconds * 1000, 3)))
+            log(logger, "agent step %s: %s", spec.id, outcome,
+                event="agent_step", outcome=outcome, latency_ms=round(seconds * 1000, 3))
 
 
 def _settled(span: trace.Span, spec: Any, update: Any) -> str:
@@ -89,10 +89,10 @@ async def routed(node: str, deciding: Awaitable[T]) -> T:
                                 confidence=decision.confidence, reason=decision.reason,
                                 attempts=decision.attempts or None).items():
             span.set_attribute(f"accord.route.{key}", value)
-        logger.info("routed to %s (%s)", decision.target, decision.tier, extra=line_fields(
+        log(logger, "routed to %s (%s)", decision.target, decision.tier,
             event="route", tier=decision.tier, target=decision.target,
             confidence=decision.confidence, latency_ms=round((time.perf_counter() - started)
-                                                             * 1000, 3)))
+                                                             * 1000, 3))
         return decision
 
 
@@ -103,9 +103,9 @@ def human_decision(node: str, event: Mapping[str, Any]) -> None:
                 "accord.node": node, "accord.decision": event.get("decision"),
                 "accord.decision.by": event.get("by"), "accord.tool": event.get("tool"),
                 "accord.decision.reason": event.get("reason")})):
-        logger.info("%s %s by %s", event.get("tool"), event.get("decision"), event.get("by"),
-                    extra=line_fields(event="human_decision", decision=event.get("decision"),
-                                      by=event.get("by"), tool=event.get("tool")))
+        log(logger, "%s %s by %s", event.get("tool"), event.get("decision"), event.get("by"),
+            event="human_decision", decision=event.get("decision"),
+                                      by=event.get("by"), tool=event.get("tool"))
 
 
 def guardrail_tripped(result: Any, *, thread_id: Any = None, graph: str | None = None) -> None:
@@ -118,8 +118,8 @@ def guardrail_tripped(result: Any, *, thread_id: Any = None, graph: str | None =
                 "accord.guard": guard, "accord.thread_id": thread_id,
                 "accord.guard.reason": fields.get("reason")})) as span:
         span.set_status(Status(StatusCode.ERROR, f"{guard} tripped"))
-        logger.info("guardrail %s tripped", guard, extra=line_fields(
-            event="guardrail", guard=guard, reason=fields.get("reason")))
+        log(logger, "guardrail %s tripped", guard,
+            event="guardrail", guard=guard, reason=fields.get("reason"))
 
 
 def model_attempt(attempt: int) -> None:
@@ -129,8 +129,7 @@ def model_attempt(attempt: int) -> None:
     fields = current()
     metrics().retries.labels(fields.get("agent", "")).inc()
     trace.get_current_span().add_event("accord.retry", {"accord.attempt": attempt})
-    logger.info("model call retried (attempt %d)", attempt,
-                extra=line_fields(event="retry", attempt=attempt))
+    log(logger, "model call retried (attempt %d)", attempt, event="retry", attempt=attempt)
 
 
 __all__ = ["agent_step", "guardrail_tripped", "human_decision", "model_attempt", "routed"]
