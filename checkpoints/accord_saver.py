@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from accord.checkpoints.runs import (
 )
 from accord.checkpoints.threads import SaverThreads, utc_now
 from accord.errors import AccordError
+from accord.observability.events import events_committed
 from accord.records import AuditKind, ThreadStatus, audit_event
 
 T = TypeVar("T")
@@ -312,6 +314,7 @@ class AccordSaver(LedgerAccess, AuditAccess):
             if extra is not None:
                 extra(cur, now)
 
+        started = time.perf_counter()
         try:
             if final:
                 self._final_transaction(handle, body)
@@ -321,6 +324,7 @@ class AccordSaver(LedgerAccess, AuditAccess):
             if not handle.fenced:
                 handle.pending[:0] = ops  # nothing was written: a later flush may try again
             raise
+        events_committed(handle, events, time.perf_counter() - started, self.dialect.name)
         if puts:
             handle.input_saved = True
         handle.recorded_events.update(event["id"] for _, event in events)

@@ -35,7 +35,10 @@ VAULT_DDL = (
 )
 """The PII vault's table (the same on SQLite and PostgreSQL)."""
 
-_COLUMNS = "thread_id, graph, status, created_at, updated_at, pending, error, head, epoch, run_id, input"
+_COLUMNS = (
+    "thread_id, graph, status, created_at, updated_at, pending, error, head, epoch, run_id, input,"
+    " trace"
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class Dialect:
             epoch=int(row["epoch"] or 0),
             run_id=row["run_id"],
             input=self.json_out(row["input"]),
+            trace=row.get("trace"),
         )
 
     # statements -------------------------------------------------------------------------------
@@ -157,15 +161,17 @@ class Dialect:
         keep = spec.kind == RunKind.RESUME
         cur.execute(self.sql(
             "INSERT INTO accord_threads AS t (thread_id, graph, status, created_at, updated_at,"
-            " epoch, run_id, input) VALUES (%s, %s, 'running', %s, %s, 1, %s, %s)"
+            " epoch, run_id, input, trace) VALUES (%s, %s, 'running', %s, %s, 1, %s, %s, %s)"
             " ON CONFLICT (thread_id) DO UPDATE SET graph = COALESCE(excluded.graph, t.graph),"
+            " trace = COALESCE(excluded.trace, t.trace),"
             " status = CASE WHEN %s THEN t.status ELSE 'running' END,"
             " pending = CASE WHEN %s THEN t.pending ELSE NULL END,"
             " updated_at = excluded.updated_at, error = NULL,"
             " epoch = t.epoch + 1, run_id = excluded.run_id,"
             " input = COALESCE(excluded.input, t.input) RETURNING epoch, input"),
             (spec.thread_id, spec.graph, self.ts_in(now), self.ts_in(now), spec.run_id,
-             self.json_in(spec.input) if spec.input is not None else None, keep, keep))
+             self.json_in(spec.input) if spec.input is not None else None, spec.trace, keep,
+             keep))
         row = cur.fetchone()
         values = list(row.values()) if isinstance(row, dict) else list(row)
         return int(values[0]), self.json_out(values[1])
@@ -175,7 +181,7 @@ class Dialect:
         """Record a thread's status by hand (``graph=None`` keeps the recorded graph)."""
         cur.execute(self.sql(
             f"INSERT INTO accord_threads AS t ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, NULL,"
-            " NULL, 0, NULL, NULL) ON CONFLICT (thread_id) DO UPDATE SET"
+            " NULL, 0, NULL, NULL, NULL) ON CONFLICT (thread_id) DO UPDATE SET"
             " graph = COALESCE(excluded.graph, t.graph), status = excluded.status,"
             f" updated_at = excluded.updated_at, pending = excluded.pending RETURNING {_COLUMNS}"),
             (thread_id, graph, status.value, self.ts_in(now), self.ts_in(now),
@@ -321,7 +327,7 @@ class SqliteDialect(Dialect):
         for ddl in LETTERS_DDL:
             cur.execute(ddl)
         for column in ("error TEXT", "head TEXT", "epoch INTEGER NOT NULL DEFAULT 0",
-                       "run_id TEXT", "input TEXT"):
+                       "run_id TEXT", "input TEXT", "trace TEXT"):
             try:  # databases made before these columns existed
                 cur.execute(f"ALTER TABLE accord_threads ADD COLUMN {column}")
             except sqlite3.OperationalError as exc:

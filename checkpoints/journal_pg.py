@@ -41,7 +41,8 @@ class PostgresDialect(Dialect):
         """ALTER TABLE accord_threads ADD COLUMN IF NOT EXISTS error TEXT,
             ADD COLUMN IF NOT EXISTS head TEXT,
             ADD COLUMN IF NOT EXISTS epoch BIGINT NOT NULL DEFAULT 0,
-            ADD COLUMN IF NOT EXISTS run_id TEXT, ADD COLUMN IF NOT EXISTS input JSONB""",
+            ADD COLUMN IF NOT EXISTS run_id TEXT, ADD COLUMN IF NOT EXISTS input JSONB,
+            ADD COLUMN IF NOT EXISTS trace TEXT""",
         """CREATE INDEX IF NOT EXISTS accord_threads_status_updated
             ON accord_threads (status, updated_at)""",
         "CREATE INDEX IF NOT EXISTS accord_threads_updated ON accord_threads (updated_at)",
@@ -100,15 +101,16 @@ class PostgresDialect(Dialect):
             "   AND checkpoint_ns = '') AS saved,"
             "   EXISTS (SELECT 1 FROM accord_ledger WHERE thread_id = %(thread)s) AS ledger),"
             " claim AS (INSERT INTO accord_threads AS t (thread_id, graph, status, created_at,"
-            "   updated_at, epoch, run_id, input)"
-            "   SELECT %(thread)s, %(graph)s, 'running', %(now)s, %(now)s, 1, %(run)s, %(input)s"
+            "   updated_at, epoch, run_id, input, trace)"
+            "   SELECT %(thread)s, %(graph)s, 'running', %(now)s, %(now)s, 1, %(run)s, %(input)s,"
+            "   %(trace)s"
             "   FROM lk, flags WHERE lk.ok AND CASE WHEN EXISTS (SELECT 1 FROM prev)"
             "     THEN %(any)s OR (SELECT status FROM prev) = ANY(%(statuses)s)"
             "     ELSE %(missing)s OR (%(if_saved)s AND flags.saved) END"
             "   ON CONFLICT (thread_id) DO UPDATE SET graph = COALESCE(excluded.graph, t.graph),"
             "   status = CASE WHEN %(keep)s THEN t.status ELSE 'running' END,"
             "   pending = CASE WHEN %(keep)s THEN t.pending ELSE NULL END,"
-            "   updated_at = excluded.updated_at,"
+            "   updated_at = excluded.updated_at, trace = COALESCE(excluded.trace, t.trace),"
             "   error = NULL, epoch = t.epoch + 1, run_id = excluded.run_id,"
             "   input = COALESCE(excluded.input, t.input) RETURNING epoch, input)"
             " SELECT lk.ok AS locked, flags.saved, flags.ledger,"
@@ -116,7 +118,7 @@ class PostgresDialect(Dialect):
             "   (SELECT row_to_json(p) FROM prev p) AS prev FROM lk, flags",
             {
                 "key": lock_key, "thread": spec.thread_id, "graph": spec.graph,
-                "now": now, "run": spec.run_id,
+                "now": now, "run": spec.run_id, "trace": spec.trace,
                 "input": self.json_in(spec.input) if spec.input is not None else None,
                 "any": rule.statuses is None,
                 "statuses": sorted(s.value for s in (rule.statuses or ())),

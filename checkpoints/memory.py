@@ -65,6 +65,7 @@ class MemoryJournal:
             epoch=(previous.epoch if previous else 0) + 1,
             run_id=spec.run_id,
             input=json.loads(json.dumps(recorded, default=str)) if recorded is not None else None,
+            trace=spec.trace or (previous.trace if previous else None),
         )
         self.threads[spec.thread_id] = record
         return Claim(record.epoch, previous, record.input, has_checkpoints, has_ledger)
@@ -77,7 +78,7 @@ class MemoryJournal:
             status=status, created_at=old.created_at if old else now, updated_at=now,
             pending=pending, error=old.error if old else None, head=old.head if old else None,
             epoch=old.epoch if old else 0, run_id=old.run_id if old else None,
-            input=old.input if old else None)
+            input=old.input if old else None, trace=old.trace if old else None)
         self.threads[thread_id] = record
         return record
 

@@ -77,6 +77,8 @@ class RunSpec:
     """Seconds to wait for a busy thread before ``ThreadBusy``."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     """This run's id, recorded while it holds the thread."""
+    trace: str | None = None
+    """The W3C ``traceparent`` of the run's span, recorded with the thread."""
 
 
 @dataclass

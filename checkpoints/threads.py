@@ -53,6 +53,9 @@ class ThreadRecord:
     """The run holding the thread while it is ``running``."""
     input: Any = None
     """A request recorded before work started whose first checkpoint was never saved."""
+    trace: str | None = None
+    """The W3C ``traceparent`` of the latest run's span: a run that resumes the thread joins
+    that trace."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (times as ISO-8601)."""

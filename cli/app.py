@@ -25,6 +25,7 @@ from rich.console import Console
 
 from accord.cli.session import RunOutcome
 from accord.errors import AccordError
+from accord.observability.logs import configure_logging, json_requested
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Run, inspect and resume accord workflows.")
@@ -43,9 +44,15 @@ _settings: dict[str, Any] = {"debug": False}
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Print tracebacks of unexpected errors")) -> None:
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Print tracebacks of unexpected errors"),
+    log_json: bool = typer.Option(False, "--log-json",
+                                  help="Log each run's steps as JSON lines on stderr (or $ACCORD_LOG_JSON=1)"),
+) -> None:
     _settings["debug"] = debug
     _route_logs(debug)
+    if log_json or json_requested():
+        configure_logging(json=True)
 
 
 def _route_logs(debug: bool) -> None:

@@ -273,11 +273,12 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
 
 
 def main() -> None:
-    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, history, replay, fork, prune)
+    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, history, replay, fork, prune)
         chaos,
         dlq,
         governance,
         health,
+        metrics,
         timetravel,
     )
 

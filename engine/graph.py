@@ -63,6 +63,8 @@ from accord.engine.portal import PORTAL
 from accord.engine.untraced import install as untraced_install
 from accord.guardrails.base import GuardrailTripwireTriggered, run_input_guardrails
 from accord.guardrails.redaction import redact_request
+from accord.observability.runs import observe_run
+from accord.observability.steps import guardrail_tripped
 from accord.records import AuditKind, ThreadStatus, audit_event
 
 logger = logging.getLogger(__name__)
@@ -113,28 +115,35 @@ class AccordGraph(CompiledStateGraph):
     async def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
         untraced_install()
         run = await self._plan(input, config, kwargs)
-        if run.saver is None:  # a subgraph call, or no accord saver: a plain LangGraph run
+        nested = (run.config.get("configurable") or {}).get(CONFIG_KEY_CHECKPOINT_NS)
+        if run.spec is None and nested:  # a subgraph call: the parent's run observes it
             async for chunk in super().astream(run.input, config, **kwargs):
                 yield chunk
             return
-        handle = await self._claim(run)
-        error: BaseException | None = None
-        try:
-            graph_input = self._input_for(run, handle)
-            lent = {CONFIG_KEY_CHECKPOINTER: run.checkpointer} if run.checkpointer else {}
-            config = {**run.config, "configurable": {
-                **run.config["configurable"], RUN_KEY: handle, **lent}}
-            async for chunk in super().astream(graph_input, config, **run.kwargs):
-                yield chunk
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            end = await self._end(run.saver, handle, error)
-        if handle.failure is not None and end is not None and end.status is ThreadStatus.FAILED:
-            # a node failed the run without raising (an approved action that failed): the
-            # thread is recorded failed with the cause; the caller hears it as an error too
-            raise RunFailed(handle.thread_id, handle.failure.node, handle.failure.cause)
+        async with observe_run(self.engine.graph_ref or self.name, run) as seen:
+            if run.saver is None:  # no checkpointer: a plain LangGraph run, observed
+                async for chunk in seen.stream(super().astream(run.input, config, **kwargs)):
+                    yield chunk
+                return
+            handle = await seen.claim(self._claim(run))
+            error: BaseException | None = None
+            try:
+                graph_input = self._input_for(run, handle)
+                lent = {CONFIG_KEY_CHECKPOINTER: run.checkpointer} if run.checkpointer else {}
+                config = {**run.config, "configurable": {
+                    **run.config["configurable"], RUN_KEY: handle, **lent}}
+                async for chunk in seen.stream(super().astream(graph_input, config,
+                                                               **run.kwargs)):
+                    yield chunk
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                end = await self._end(run.saver, handle, error)
+            if handle.failure is not None and end is not None and end.status is ThreadStatus.FAILED:
+                # a node failed the run without raising (an approved action that failed): the
+                # thread is recorded failed with the cause; the caller hears it as an error too
+                raise RunFailed(handle.thread_id, handle.failure.node, handle.failure.cause)
 
     def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
         yield from PORTAL.iterate(lambda: self.astream(input, config, **kwargs))
@@ -215,6 +224,7 @@ class AccordGraph(CompiledStateGraph):
             tripped = next((found for text in request_texts(request) if (
                 found := run_input_guardrails(self.engine.input_guardrails, text))), None)
             if tripped is not None:
+                guardrail_tripped(tripped, thread_id=thread_id, graph=self.engine.graph_ref)
                 if saver is not None and thread_id is not None:
                     event = audit_event(AuditKind.INPUT_REFUSED, **tripped.as_dict())
                     await saver._offload(saver.record_refusal, str(thread_id), event)

@@ -33,6 +33,7 @@ from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.transitions import Step, Transitions
 from accord.graphs.versioning import AgentVersions, run_versioned
+from accord.observability.steps import agent_step
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.attempts import AttemptLog, attempts
 from accord.resilience.breaker import BreakerOpen
@@ -165,6 +166,12 @@ class AgentNode:
                 return self.transitions.command(self.name, state, Step(node, {
                     "pending": {**returned, "approval_node": node}}))
         handoff = self.handoff(state)
+        return await agent_step(self.name, self.runner.spec, handoff.task_id,
+                                self._walk(state, handoff, returned))
+
+    async def _walk(self, state: dict[str, Any], handoff: Handoff,
+                    returned: dict[str, Any] | None) -> Command:
+        """The task along the agent's links: the agent, then its fallback chain."""
         links = self.links
         hops: list[Hop] = []
         audit: list[dict[str, Any]] = []

@@ -29,6 +29,7 @@ from accord.graphs.hitl import (
 )
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
+from accord.observability.steps import human_decision
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
 
@@ -144,6 +145,7 @@ class ApprovalNode:
             elif review.ran:
                 event["result"] = review.result
             audit.append(event)
+            human_decision(self.name, event)
             messages.append(AIMessage(_note(review), name=self.name))
         failed = [r for r in done if r.error is not None]
         if failed:  # an approved action failed: the task and the run end failed, never done

@@ -30,6 +30,7 @@ from accord.graphs.state import (
     retired_tasks,
 )
 from accord.graphs.transitions import Step, Transitions
+from accord.observability.steps import routed
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience import is_transient, retry_after
 from accord.resilience.attempts import describe_error
@@ -325,8 +326,8 @@ def router_node(
         task = (state.get("tasks") or {}).get(request.id)
         if task is not None:
             return transitions.command(name, state, returning(state, request.id, task))
-        decision = await router.decide(request.text, state, transitions.table.targets(name),
-                                       models)
+        decision = await routed(name, router.decide(request.text, state,
+                                                    transitions.table.targets(name), models))
         step = opened(state, request.id, request.text, decision)
         if decision.failures:
             ref = router.classifier.model if router.classifier is not None else None

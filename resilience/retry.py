@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain.agents.middleware import ModelRetryMiddleware
 
+from accord.observability.steps import model_attempt
 from accord.resilience.attempts import current_attempts
 from accord.resilience.transient import retry_after
 
@@ -39,6 +40,7 @@ class ProviderRetryMiddleware(ModelRetryMiddleware):
         async def attempt(req: Any) -> Any:
             nonlocal number
             number += 1
+            model_attempt(number)
             if wait:
                 await asyncio.sleep(wait.pop())
             bound = asyncio.timeout(self.timeout)

@@ -69,6 +69,8 @@ def served_paths() -> set[str]:
     paths = [spec.split(":", 1)[0] for spec in config["graphs"].values()]
     if config.get("checkpointer", {}).get("path"):
         paths.append(config["checkpointer"]["path"].split(":", 1)[0])
+    if config.get("http", {}).get("app"):
+        paths.append(config["http"]["app"].split(":", 1)[0])
     return {Path(p).parts[0] for p in paths}  # Path drops a leading "./"
 
 
