@@ -19,7 +19,7 @@ from accord.agents.actions import IDEMPOTENCY_ARG, ToolBox, idempotency_key
 from accord.agents.handoff import HANDOFF_TARGET, AgentResult, Handoff, ProposedAction, handoff_tool
 from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
-from accord.errors import AccordError
+from accord.guardrails.permissions import PermissionDenied
 from accord.resilience import ProviderRetryMiddleware
 
 PENDING_ARTIFACT = "accord_pending"
@@ -29,8 +29,8 @@ AGENTS_KEPT = 4
 model the resolver builds)."""
 
 
-class ToolNotDeclared(AccordError):
-    """An agent called a tool its spec does not declare."""
+class ToolNotDeclared(PermissionDenied):
+    """An agent called a tool its spec does not declare (recorded, not applied)."""
 
 
 def action_key(handoff: Handoff, tool: str, args: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from accord.errors import AccordError
+from accord.guardrails.limits import BudgetSpec, RateLimitSpec
 from accord.resilience.breaker import BreakerSpec
 
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
@@ -93,6 +94,10 @@ class AgentSpec(BaseModel):
     """Seconds the agent's whole call may take, its retries included (every entry point)."""
     breaker: BreakerSpec | None = None
     """Circuit breakers for the agent and its model provider (none when unset)."""
+    rate_limit: RateLimitSpec | None = None
+    """The agent's own rate limit (requests/s of its calls, tokens/min of its model calls)."""
+    budget: BudgetSpec | None = None
+    """What the agent may spend per UTC day (USD, priced by the graph's ``Limits``)."""
 
     @field_validator("id")
     @classmethod

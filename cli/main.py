@@ -63,6 +63,8 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, no live output"),
     no_input: bool = typer.Option(False, "--no-input", help="Never prompt; leave approvals waiting"),
     by: str = typer.Option(None, "--by", help="Approver name for interactive approvals"),
+    user: str = typer.Option(None, "--user", help="The end user the request is for "
+                             "(configurable.user_id: permissions, rate limits, budgets)"),
 ) -> None:
     """Run GRAPH on MESSAGE, showing each step live."""
     thread = thread or f"t-{uuid.uuid4().hex[:12]}"
@@ -77,7 +79,7 @@ def run(
 
     async def go() -> RunOutcome:
         async with Session.open(db) as session:
-            return await _run_and_approve(session, session.run(graph, message, thread, view),
+            return await _run_and_approve(session, session.run(graph, message, thread, view, user),
                                           view, by or getpass.getuser(), ask)
 
     emit(guarded(go()), as_json)
@@ -238,7 +240,7 @@ def agents(
 
 
 def main() -> None:
-    from accord.cli import health, timetravel  # noqa: F401  (registers health, history, replay, fork, prune)
+    from accord.cli import health, timetravel, usage  # noqa: F401  (registers health, history, replay, fork, prune, usage)
 
     try:
         app()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage
+from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END
 from langgraph.types import Command
@@ -23,9 +24,13 @@ from accord.agents.handoff import AgentResult, Handoff
 from accord.agents.ledger import current_ledger
 from accord.agents.runner import AgentRunner
 from accord.checkpoints.errors import WriterFenced
+from accord.checkpoints.runs import RUN_KEY
 from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.state import thread_id
 from accord.graphs.transitions import Step, Transitions
+from accord.guardrails.base import GuardStop
+from accord.guardrails.call import CALL, CallContext, end_user
+from accord.guardrails.permissions import PermissionDenied
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.breaker import BreakerOpen
 from accord.resilience.breaker_sql import BreakerTableCorrupt
@@ -54,6 +59,8 @@ class AgentNode:
     delegates: bool = False
     """The agent declares no successor but the router: a ``handoff_to`` it names is handed on by
     the router, within the router's own table entry."""
+    guards: Any = None
+    """The graph's rate limits and budgets (``accord.guardrails.enforce.Guards``), if any."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         task_id = state.get("active_task") or ""
@@ -70,8 +77,26 @@ class AgentNode:
         model = self.runner.models.resolve_name(spec.model) if spec.kind == "llm" else None
         gate = CallGate.open(node=self.name, agent=spec.id, task_id=handoff.task_id,
                              spec=spec.breaker, model=model)
-        command = await self._call(state, handoff, gate)
+        call = self._call_context(handoff)
+        token = CALL.set(call)
+        try:
+            command = await self._call(state, handoff, gate)
+        finally:
+            CALL.reset(token)
+        command = _noted(command, call.events)
         return gate.noted(command) if gate is not None else command
+
+    def _call_context(self, handoff: Handoff) -> CallContext:
+        """Who the call is for (the run's end user) and where its usage goes."""
+        try:
+            config = get_config()
+        except RuntimeError:  # called outside a graph run
+            config = {}
+        configurable = config.get("configurable") or {}
+        handle = configurable.get(RUN_KEY)
+        return CallContext(node=self.name, agent=self.runner.spec.id, task_id=handoff.task_id,
+                           thread_id=handoff.thread_id, user=end_user(configurable),
+                           saver=getattr(handle, "saver", None))
 
     async def _call(self, state: dict[str, Any], handoff: Handoff,
                     gate: CallGate | None) -> Command:
@@ -79,6 +104,8 @@ class AgentNode:
         try:
             if gate is not None:
                 await gate.enter()  # an open breaker: straight to the fallback, no call made
+            if self.guards is not None:
+                await self.guards.admit_agent(CALL.get(), self.runner.spec)
             async with asyncio.timeout(timeout):  # no extra task, unlike wait_for
                 result = await self.runner.arun(handoff)
             if gate is not None:
@@ -89,14 +116,23 @@ class AgentNode:
         except Exception as error:  # the declared fallback takes over, else the error path
             if isinstance(error, TimeoutError):
                 error = TimeoutError(f"{self.runner.spec.id} took longer than {timeout:g}s")
-            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt):
+            if gate is not None and not isinstance(error, BreakerOpen | BreakerTableCorrupt
+                                                   | GuardStop):
                 await gate.exit(ok=False, error=error)
+            if isinstance(error, GuardStop):
+                _note_stop(error)
+            if isinstance(error, PermissionDenied) or (
+                    self.fallback is None and isinstance(error, GuardStop)):
+                return self._stopped(state, error, self.runner)  # recorded, not applied
             if self.fallback is None:
                 return self._failed(state, error, self.runner)
             try:
                 result = await self.fallback.arun(handoff)
             except PASS_THROUGH:
                 raise
+            except GuardStop as second:
+                _note_stop(second)
+                return self._stopped(state, second, self.fallback)
             except Exception as second:
                 return self._failed(state, second, self.fallback)
             note = audit_event(AuditKind.FALLBACK, node=self.name, agent=self.runner.spec.id,
@@ -168,6 +204,22 @@ class AgentNode:
             task["agent"] = target
         return self.transitions.command(self.name, state, Step(target, update))
 
+    def _stopped(self, state: Mapping[str, Any], error: GuardStop,
+                 runner: AgentRunner) -> Command:
+        """A guard stopped the task (a permission, a rate limit, a spent budget): it fails with
+        the guard's message to the user, and the run goes on to its end (no error path: the
+        refusal is the answer)."""
+        task_id = state.get("active_task") or ""
+        message = str(error)
+        return self.transitions.command(self.name, state, Step(self.return_to, {
+            "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
+                                "result": message}},
+            "messages": [AIMessage(f"Sorry, I can't do that: {message}.", name=self.name)],
+            "errors": [{"at": utcnow(), "node": self.name, "agent": runner.spec.id,
+                        "error": f"{type(error).__name__}: {message}"}],
+            "audit": [],
+        }))
+
     def _failed(self, state: Mapping[str, Any], error: BaseException, runner: AgentRunner) -> Command:
         """The task failed (no fallback, or the fallback failed too): the error path."""
         task_id = state.get("active_task") or ""
@@ -181,6 +233,24 @@ class AgentNode:
             "audit": [audit_event(AuditKind.AGENT_FAILED, node=self.name, agent=runner.spec.id,
                                   task_id=task_id, error=message)],
         }))
+
+
+def _note_stop(error: GuardStop) -> None:
+    """Record a guard's refusal in the call's audit (once: a permission check notes its own)."""
+    call = CALL.get()
+    if call is None or error.audit_kind is None:
+        return
+    if not any(e.get("kind") == error.audit_kind and e.get("reason") == str(error)
+               for e in call.events):
+        call.note(error.audit_kind, **error.as_dict())
+
+
+def _noted(command: Command, events: list[dict[str, Any]]) -> Command:
+    """``command`` with the guards' audit events of the call first in its update."""
+    update = command.update
+    if events and isinstance(update, dict):
+        update["audit"] = [*events, *(update.get("audit") or [])]
+    return command
 
 
 __all__ = ["PASS_THROUGH", "AgentNode"]

@@ -29,6 +29,10 @@ from accord.graphs.router import Router, router_node
 from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
 from accord.guardrails.base import InputGuardrail, MaxInputLength
+from accord.guardrails.enforce import Guards, guards_for
+from accord.guardrails.limits import Limits
+from accord.guardrails.model_guard import ModelCallGuard
+from accord.guardrails.tool_guard import ToolPermissionGuard
 
 NodeFn = Callable[[dict[str, Any]], Step] | Callable[[dict[str, Any]], Awaitable[Step]]
 
@@ -71,6 +75,7 @@ class Workflow:
         context_merges: Mapping[str, str] | None = None,
         context_ttl: timedelta | None = None,
         lock_wait: float = 0.0,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -86,6 +91,8 @@ class Workflow:
         self.context_ttl = context_ttl
         """Shared-context entries older than this expire when the next request starts."""
         self.lock_wait = lock_wait
+        self.limits = limits
+        """Rate limits and cost budgets (``accord.guardrails.Limits``), with agents' own."""
         """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
         self.source: str | None = None
         """How the workflow was loaded (a catalog name or ``module:factory``), when known:
@@ -185,6 +192,11 @@ class Workflow:
                     node=policy.approval_node,
                 )
         self.registry.owners()
+        guards = guards_for(self.limits, self._agents.values())
+        if guards is not None:
+            specs = [*self._agents.values(), *(self.registry.get(s.fallback)
+                                               for s in self._agents.values() if s.fallback)]
+            guards.validate(specs, self.models.resolve_name)
         return table
 
     # build -------------------------------------------------------------------------------------
@@ -193,6 +205,9 @@ class Workflow:
         moves = Transitions(table, self.max_hops, self.error_node, self.router_name,
                             self.context_merges)
         graph = StateGraph(WorkflowState, input_schema=InputState)
+        if getattr(self, "_guards", None) is None:  # one set of buckets per workflow
+            self._guards = guards_for(self.limits, self._agents.values())
+        guards = self._guards
 
         def dests(name: str) -> tuple[str, ...]:
             return table.targets(name)
@@ -203,18 +218,22 @@ class Workflow:
                        destinations=dests(self.router_name))
         for name, spec in self._agents.items():
             successors = self._successors(name)
+            backup = self.registry.get(spec.fallback) if spec.fallback else None
             fallback = (
-                AgentRunner(self.registry.get(spec.fallback), self.toolbox, self.models,
-                            successors=successors)
-                if spec.fallback
+                AgentRunner(backup, self.toolbox, self.models,
+                            self._guard_middleware(backup, guards, None), successors=successors)
+                if backup is not None
                 else None
             )
-            runner = AgentRunner(spec, self.toolbox, self.models, self._middleware[name],
+            runner = AgentRunner(spec, self.toolbox, self.models,
+                                 (*self._middleware[name],
+                                  *self._guard_middleware(spec, guards, backup)),
                                  successors=successors)
             # Model retries run inside the agent (ModelRetryMiddleware); timeout and fallback
             # run inside the node, so the drawing holds exactly the declared edges.
             node = AgentNode(name, runner, moves, self._return_to(name), fallback,
-                             delegates=not successors and self.router_name in dests(name))
+                             delegates=not successors and self.router_name in dests(name),
+                             guards=guards)
             graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():
             approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
@@ -223,6 +242,19 @@ class Workflow:
             graph.add_node(name, self._plain(name, fn, moves), destinations=dests(name))
         graph.add_edge(START, self.router_name)
         return graph
+
+    def _guard_middleware(self, spec: AgentSpec, guards: Guards | None,
+                          fallback: AgentSpec | None) -> tuple[Any, ...]:
+        """accord's guards in an LLM agent's own loop: its declared tools and whose data they
+        show, then the rate limits and budgets of its model calls."""
+        if spec.kind != "llm":
+            return ()
+        found: list[Any] = [ToolPermissionGuard(spec.id, spec.tools)]
+        if guards is not None:
+            found.append(ModelCallGuard(spec, guards, self.models,
+                                        has_rules=fallback is not None
+                                        and fallback.kind == "rules"))
+        return tuple(found)
 
     def _successors(self, name: str) -> dict[str, str]:
         """The nodes an agent may hand a task to directly (its declared targets other than the
@@ -262,7 +294,8 @@ class Workflow:
         compiled = self.build().compile(checkpointer=checkpointer, name=self.name, **kwargs)
         attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
         engine = EngineSettings(input_guardrails=self.input_guardrails, lock_wait=self.lock_wait,
-                                graph_ref=self.source, workflow=self)
+                                graph_ref=self.source, workflow=self,
+                                guards=getattr(self, "_guards", None))
         return AccordGraph(engine=engine, **attrs)
 
     def mermaid(self) -> str:

@@ -81,6 +81,14 @@ class AuditKind(StrEnum):
     """A half-open breaker let one probe call through."""
     BREAKER_CLOSED = "breaker_closed"
     """A probe succeeded; the breaker closed."""
+    PERMISSION_DENIED = "permission_denied"
+    """An agent called an undeclared tool, or a tool touched another user's data; not applied."""
+    RATE_LIMITED = "rate_limited"
+    """A call found no room under a rate limit within its bounded wait; it was not made."""
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    """A cost budget could not pay for a call; the agent fell back, or the task stopped."""
+    BUDGET_DOWNGRADE = "budget_downgrade"
+    """A budget could not pay for the agent's model; the call went to a smaller tier."""
 
 
 class AuditEvent(BaseModel):
