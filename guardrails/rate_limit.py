@@ -47,7 +47,7 @@ class RateLimited(GuardStop):
                          f"(waited {waited:g}s)")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"reason": str(self), "scope": self.scope.value, "key": self.key, "kind": self.kind,
+        return {"reason": str(self), "scope": self.scope.value, "key": self.key, "measure": self.kind,
                 "limit": self.limit, "waited": self.waited}
 
 
@@ -193,11 +193,18 @@ class RateLimiters:
                               round(time.monotonic() - started, 3))
 
     async def add(self, quota: Quota, amount: int) -> None:
-        """Count ``amount`` more tokens used (no wait: the call already happened); what does
-        not fit is dropped from the window, and logged."""
+        """Count ``amount`` more tokens used (no wait: the call already happened): the window
+        is filled up to its limit, so the next call waits; what exceeds it is logged."""
         permits = min(quota.permits(amount), quota.rate.limit)
-        if permits and not await asyncio.to_thread(self._take, quota, permits, False):
-            logger.info("%s: %d tokens over the limit were not counted", quota.bucket, amount)
+        wanted = permits
+        while permits > 0:
+            if await asyncio.to_thread(self._take, quota, permits, False):
+                wanted -= permits
+                permits = min(permits, wanted)
+            else:
+                permits //= 2
+        if wanted > 0:
+            logger.info("%s: about %d tokens over the limit", quota.bucket, wanted * quota.unit)
 
     def close(self) -> None:
         with self._lock:
