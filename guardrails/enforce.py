@@ -79,11 +79,18 @@ class Guards:
             if quota is not None:
                 await self.limiters.acquire(quota)
         store = self.usage(saver)
+        floor = self.cheapest_call()
         for scope, key in ((Scope.USER, user), (Scope.DAY, None)):
             for rule in self.budget_rules(scope, key):
                 spent = await asyncio.to_thread(store.spent, scope, key, today())
-                if spent >= rule.usd:
+                if rule.usd - spent <= floor:  # not even the cheapest model call is paid for
                     raise BudgetExhausted(scope, key, spent, rule.usd)
+
+    def cheapest_call(self) -> float:
+        """USD of the cheapest priced model's expected completion alone: a budget with no more
+        left pays for no model call, so a new request is refused."""
+        out = self.limits.expected_output_tokens
+        return min((p.cost(0, out) for p in self.limits.prices.values()), default=0.0)
 
     async def admit_agent(self, call: CallContext, spec: Any) -> None:
         """An agent call: the agent's requests/s."""
