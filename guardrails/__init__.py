@@ -12,10 +12,10 @@
 """
 
 from accord.guardrails.base import (
-    GuardStop,
     GuardrailConfigError,
     GuardrailResult,
     GuardrailTripwireTriggered,
+    GuardStop,
     InputGuardrail,
     MaxInputLength,
     run_input_guardrails,
@@ -36,10 +36,10 @@ from accord.guardrails.limits import (
     load_limits,
 )
 from accord.guardrails.permissions import DataNotVisible, PermissionDenied, visible_to
-from accord.guardrails.rate_limit import RateLimited
-from accord.guardrails.usage import UsageRecord, UsageRow, usage_for
 from accord.guardrails.pii import Redaction, RedactPII
+from accord.guardrails.rate_limit import RateLimited
 from accord.guardrails.topic import OffTopic
+from accord.guardrails.usage import UsageRecord, UsageRow, usage_for
 from accord.guardrails.vault import conceal, reveal
 
 __all__ = [
