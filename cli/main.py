@@ -41,14 +41,15 @@ def interactive(no_input: bool, as_json: bool) -> bool:
     return not no_input and not as_json and sys.stdin.isatty()
 
 
-async def _run_and_approve(session: Session, first: Any, view: LiveView, by: str, ask: bool) -> RunOutcome:
+async def _run_and_approve(session: Session, first: Any, view: LiveView, by: str, ask: bool,
+                           user: str | None = None) -> RunOutcome:
     outcome = await first
     if outcome.status == "failed" and outcome.interrupt is None:
         return outcome
     while ask and outcome.status == "interrupted" and outcome.interrupt is not None:
         view.approval(outcome.interrupt)
         decision = ask_decision(outcome.interrupt, by)
-        outcome = await session.resume(outcome.thread_id, decision, view)
+        outcome = await session.resume(outcome.thread_id, decision, view, user)
     if outcome.status == "interrupted" and outcome.interrupt is not None and not ask:
         view.approval(outcome.interrupt)
     return outcome
@@ -80,7 +81,7 @@ def run(
     async def go() -> RunOutcome:
         async with Session.open(db) as session:
             return await _run_and_approve(session, session.run(graph, message, thread, view, user),
-                                          view, by or getpass.getuser(), ask)
+                                          view, by or getpass.getuser(), ask, user)
 
     emit(guarded(go()), as_json)
 
@@ -96,6 +97,8 @@ def resume(
     as_json: bool = typer.Option(False, "--json"),
     no_input: bool = typer.Option(False, "--no-input"),
     graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
+    user: str = typer.Option(None, "--user", help="The end user the run is for "
+                             "(configurable.user_id)"),
 ) -> None:
     """Answer a pending approval, or (without a decision) continue a thread cut short by a crash."""
     chosen = [name for name, on in (("--approve", approve), ("--reject", reject is not None),
@@ -122,8 +125,8 @@ def resume(
 
     async def go() -> RunOutcome:
         async with Session.open(db, graph_ref=graph_ref) as session:
-            return await _run_and_approve(session, session.resume(thread, decision, view), view,
-                                          who, ask)
+            return await _run_and_approve(session, session.resume(thread, decision, view, user),
+                                          view, who, ask, user)
 
     outcome = guarded(go())
     emit(outcome, as_json)

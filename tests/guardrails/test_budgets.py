@@ -219,3 +219,18 @@ def test_the_cli_names_a_missing_price_with_exit_2(accord, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (f"error: limits.yaml: prices: no price for model '{SMALL}' "
                                    "(agent helper, model small); priced: openai:gpt-4o")
+
+
+def test_an_agents_own_rate_limit_and_budget_load_from_its_yaml_spec(tmp_path):
+    from accord.agents import SpecError, load_specs
+
+    path = tmp_path / "agents.yaml"
+    path.write_text("- {id: helper, purpose: t, model: small,"
+                    " rate_limit: {requests_per_second: 2, tokens_per_minute: 9000},"
+                    " budget: {usd: 1.5}}\n")
+    [spec] = load_specs(path)
+    assert (spec.rate_limit.requests_per_second, spec.rate_limit.tokens_per_minute,
+            spec.budget.usd) == (2, 9000, 1.5)
+    path.write_text("- {id: helper, purpose: t, model: small, budget: {usd: zero}}\n")
+    with pytest.raises(SpecError, match=r"agents.yaml: agent helper: budget.usd: Input should be"):
+        load_specs(path)
