@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from accord.agents.handoff import ProposedAction
 from accord.agents.ledger import Ledger
+from accord.guardrails.permissions import check_args, check_result
 
 IDEMPOTENCY_ARG = "idempotency_key"
 READ_ONLY = "accord_read_only"
@@ -186,11 +187,15 @@ class ToolBox:
     def run(self, tool: str, args: Mapping[str, Any], *, key: str, ledger: Ledger | None = None) -> Any:
         """Run a tool; side-effecting tools receive the idempotency key so a re-run is a no-op.
 
-        With a ledger, a call already recorded under ``key`` returns its recorded result.
+        With a ledger, a call already recorded under ``key`` returns its recorded result. A
+        tool that declares who may see its data (``accord.guardrails.visible_to``) is checked
+        before it runs and before its result is returned (``DataNotVisible``).
         """
+        check_args(self.tools[tool], args)
         if ledger is not None:
             found, result = ledger.recall(key)
             if found:
+                check_result(self.tools[tool], result)
                 return result
             if not self.reads_only(tool):
                 ledger.settle()
@@ -198,6 +203,7 @@ class ToolBox:
         if self.accepts_key(tool):
             payload[IDEMPOTENCY_ARG] = key
         result = self.tools[tool].invoke(payload)
-        if ledger is None:
-            return result
-        return ledger.record(key, tool, result, repeatable=self.repeatable(tool))
+        if ledger is not None:
+            result = ledger.record(key, tool, result, repeatable=self.repeatable(tool))
+        check_result(self.tools[tool], result)
+        return result

@@ -36,7 +36,7 @@ from accord.agents.handoff import (
 )
 from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
-from accord.errors import AccordError
+from accord.guardrails.permissions import PermissionDenied
 from accord.resilience import ProviderRetryMiddleware
 
 PENDING_ARTIFACT = "accord_pending"
@@ -46,8 +46,8 @@ AGENTS_KEPT = 4
 model the resolver builds)."""
 
 
-class ToolNotDeclared(AccordError):
-    """An agent called a tool its spec does not declare."""
+class ToolNotDeclared(PermissionDenied):
+    """An agent called a tool its spec does not declare (recorded, not applied)."""
 
 
 class ActionRejected(AccordError):

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from accord.errors import AccordError
+from accord.guardrails.limits import BudgetSpec, RateLimitSpec
 from accord.resilience.breaker import BreakerSpec
 from accord.resilience.fallback import FallbackHop, chain_of
 
@@ -114,6 +115,10 @@ class AgentSpec(BaseModel):
     """Circuit breakers for the agent and its model provider (none when unset)."""
     notes: str = ""
     """What changed in this version (shown by the registry's changelog)."""
+    rate_limit: RateLimitSpec | None = None
+    """The agent's own rate limit (requests/s of its calls, tokens/min of its model calls)."""
+    budget: BudgetSpec | None = None
+    """What the agent may spend per UTC day (USD, priced by the graph's ``Limits``)."""
 
     @field_validator("id")
     @classmethod

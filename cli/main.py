@@ -71,14 +71,15 @@ def interactive(no_input: bool, as_json: bool) -> bool:
     return not no_input and not as_json and sys.stdin.isatty()
 
 
-async def _run_and_approve(session: Session, first: Any, view: LiveView, by: str, ask: bool) -> RunOutcome:
+async def _run_and_approve(session: Session, first: Any, view: LiveView, by: str, ask: bool,
+                           user: str | None = None) -> RunOutcome:
     outcome = await first
     if outcome.status == "failed" and outcome.interrupt is None:
         return outcome
     while ask and outcome.status == "interrupted" and outcome.interrupt is not None:
         view.approval(outcome.interrupt)
         decision = ask_decision(outcome.interrupt, by)
-        outcome = await session.resume(outcome.thread_id, decision, view)
+        outcome = await session.resume(outcome.thread_id, decision, view, user)
     if outcome.status == "interrupted" and outcome.interrupt is not None and not ask:
         view.approval(outcome.interrupt)
     return outcome
@@ -93,6 +94,8 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object, no live output"),
     no_input: bool = typer.Option(False, "--no-input", help="Never prompt; leave approvals waiting"),
     by: str = typer.Option(None, "--by", help="Approver name for interactive approvals"),
+    user: str = typer.Option(None, "--user", help="The end user the request is for "
+                             "(configurable.user_id: permissions, rate limits, budgets)"),
 ) -> None:
     """Run GRAPH on MESSAGE, showing each step live."""
     thread = thread or f"t-{uuid.uuid4().hex[:12]}"
@@ -107,8 +110,8 @@ def run(
 
     async def go() -> RunOutcome:
         async with Session.open(db) as session:
-            return await _run_and_approve(session, session.run(graph, message, thread, view),
-                                          view, by or getpass.getuser(), ask)
+            return await _run_and_approve(session, session.run(graph, message, thread, view, user),
+                                          view, by or getpass.getuser(), ask, user)
 
     emit(guarded(go()), as_json)
 
@@ -130,6 +133,8 @@ def resume(
     as_json: bool = typer.Option(False, "--json"),
     no_input: bool = typer.Option(False, "--no-input"),
     graph_ref: str = typer.Option(None, "--graph", help=GRAPH_HELP),
+    user: str = typer.Option(None, "--user", help="The end user the run is for "
+                             "(configurable.user_id)"),
 ) -> None:
     """Answer a pending approval or escalation, or (without a decision) continue a thread cut
     short by a crash."""
@@ -173,8 +178,8 @@ def resume(
 
     async def go() -> RunOutcome:
         async with Session.open(db, graph_ref=graph_ref) as session:
-            return await _run_and_approve(session, session.resume(thread, decision, view), view,
-                                          who, ask)
+            return await _run_and_approve(session, session.resume(thread, decision, view, user),
+                                          view, who, ask, user)
 
     outcome = guarded(go())
     emit(outcome, as_json)
@@ -273,13 +278,14 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
 
 
 def main() -> None:
-    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, history, replay, fork, prune)
+    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, history, replay, fork, prune, usage)
         chaos,
         dlq,
         governance,
         health,
         metrics,
         timetravel,
+        usage,
     )
 
     try:

@@ -143,7 +143,8 @@ class Session:
         )
 
     async def drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate,
-                    configurable: dict[str, Any] | None = None) -> RunOutcome:
+                    configurable: dict[str, Any] | None = None,
+                    user: str | None = None) -> RunOutcome:
         """Run the graph on the thread, showing each step; the outcome as the index records it.
 
         An error the engine raises before the run claims the thread (bad input, a busy thread,
@@ -152,6 +153,8 @@ class Session:
         graph = self.graph(name)
         config = config_for(thread_id)
         config["configurable"].update(configurable or {})
+        if user:
+            config["configurable"]["user_id"] = user  # the end user: permissions, limits
         before = await self.record(thread_id)
         fallbacks: list[dict[str, Any]] = []
         try:
@@ -175,12 +178,13 @@ class Session:
         snapshot = await self.graph(name).aget_state(config_for(thread_id))
         return describe(thread_id, name, snapshot, await self.record(thread_id))
 
-    async def run(self, name: str, message: str, thread_id: str, on_update: OnUpdate) -> RunOutcome:
+    async def run(self, name: str, message: str, thread_id: str, on_update: OnUpdate,
+                  user: str | None = None) -> RunOutcome:
         payload = {"messages": [{"role": "user", "content": message}]}
-        return await self.drive(name, thread_id, payload, on_update)
+        return await self.drive(name, thread_id, payload, on_update, user)
 
     async def resume(self, thread_id: str, decision: dict[str, Any] | None,
-                     on_update: OnUpdate) -> RunOutcome:
+                     on_update: OnUpdate, user: str | None = None) -> RunOutcome:
         record = await self.record(thread_id)
         name = await self.graph_of(thread_id, record)
         if record is not None and decision is None:
@@ -194,7 +198,7 @@ class Session:
 
                 raise NotWaiting(f"thread {thread_id!r} is finished; nothing to resume")
         payload = Command(resume=decision) if decision is not None else None
-        return await self.drive(name, thread_id, payload, on_update)
+        return await self.drive(name, thread_id, payload, on_update, user)
 
     async def show(self, thread_id: str) -> tuple[RunOutcome, Any, list[Any], list[AuditEvent]]:
         """A thread's outcome, latest state, checkpoint history and audit log."""

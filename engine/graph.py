@@ -61,7 +61,8 @@ from accord.engine.inputs import (
 )
 from accord.engine.portal import PORTAL
 from accord.engine.untraced import install as untraced_install
-from accord.guardrails.base import GuardrailTripwireTriggered, run_input_guardrails
+from accord.guardrails.base import GuardrailTripwireTriggered, GuardStop, run_input_guardrails
+from accord.guardrails.call import end_user
 from accord.guardrails.redaction import redact_request
 from accord.observability.runs import observe_run
 from accord.observability.steps import guardrail_tripped
@@ -85,6 +86,9 @@ class EngineSettings:
     graph_ref: str | None = None
     """How to load the graph again (a catalog name or ``module:factory``); the thread index
     records it, or the graph's name when it is not known."""
+    guards: Any = field(default=None, compare=False, repr=False)
+    """The graph's rate limits and budgets (``accord.guardrails.enforce.Guards``): a new
+    request is checked against the end user's and the day's before anything is saved."""
     workflow: Any = field(default=None, compare=False, repr=False)
     """The ``accord.graphs.Workflow`` the graph was compiled from (the CLI compiles it again on
     its own saver when a reference names the compiled graph)."""
@@ -232,6 +236,8 @@ class AccordGraph(CompiledStateGraph):
             # personal data never reaches a model, the recorded request or a checkpoint
             request = await redact_request(self.engine.input_guardrails, request, saver,
                                            thread_id)
+            if self.engine.guards is not None:
+                await self._admit(saver, thread_id, configurable)
         if saver is not None and thread_id is None and not configurable.get(CONFIG_KEY_CHECKPOINT_ID):
             raise ThreadIdMissing()
         if saver is None or thread_id is None:
@@ -249,6 +255,19 @@ class AccordGraph(CompiledStateGraph):
             wait=self._wait(config),
         )
         return _Run(saver, spec, request if request is not None else input, merged, kwargs, lend)
+
+    async def _admit(self, saver: AccordSaver | None, thread_id: Any,
+                     configurable: dict[str, Any]) -> None:
+        """The end user's rate limit and budgets for a new request; a refusal is recorded
+        (``input_refused``) and raised, nothing else is saved."""
+        try:
+            await self.engine.guards.admit_request(end_user(configurable), saver)
+        except GuardStop as refused:
+            if saver is not None and thread_id is not None:
+                event = audit_event(AuditKind.INPUT_REFUSED, guardrail=refused.audit_kind.value,
+                                    **refused.as_dict())
+                await saver._offload(saver.record_refusal, str(thread_id), event)
+            raise
 
     @staticmethod
     def _kind(input: Any, configurable: dict[str, Any]) -> tuple[RunKind, dict[str, Any] | None]:

@@ -29,11 +29,15 @@ from accord.agents.handoff import AgentResult, Handoff, ReviewedAction
 from accord.agents.ledger import current_ledger
 from accord.agents.runner import AgentRunner
 from accord.checkpoints.errors import WriterFenced
+from accord.checkpoints.runs import RUN_KEY
 from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.transitions import Step, Transitions
 from accord.graphs.versioning import AgentVersions, run_versioned
 from accord.observability.steps import agent_step
+from accord.guardrails.base import GuardStop
+from accord.guardrails.call import CALL, CallContext, end_user
+from accord.guardrails.permissions import PermissionDenied
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.attempts import AttemptLog, attempts
 from accord.resilience.breaker import BreakerOpen
@@ -124,6 +128,8 @@ class AgentNode:
     the version its thread is pinned to, or the fallback when the agent is switched off."""
     blocked: Exception | None = None
     """Set for a call the agent may not make (switched off): its fallback answers."""
+    guards: Any = None
+    """The graph's rate limits and budgets (``accord.guardrails.enforce.Guards``), if any."""
 
     def handoff(self, state: Mapping[str, Any]) -> Handoff:
         """The envelope its sender stored for this agent, checked against the agent's spec;
@@ -166,8 +172,26 @@ class AgentNode:
                 return self.transitions.command(self.name, state, Step(node, {
                     "pending": {**returned, "approval_node": node}}))
         handoff = self.handoff(state)
-        return await agent_step(self.name, self.runner.spec, handoff.task_id,
-                                self._walk(state, handoff, returned))
+        call = self._call_context(handoff)
+        token = CALL.set(call)
+        try:
+            command = await agent_step(self.name, self.runner.spec, handoff.task_id,
+                                       self._walk(state, handoff, returned))
+        finally:
+            CALL.reset(token)
+        return _noted(command, call.events)
+
+    def _call_context(self, handoff: Handoff) -> CallContext:
+        """Who the call is for (the run's end user) and where its usage goes."""
+        try:
+            config = get_config()
+        except RuntimeError:  # called outside a graph run
+            config = {}
+        configurable = config.get("configurable") or {}
+        handle = configurable.get(RUN_KEY)
+        return CallContext(node=self.name, agent=self.runner.spec.id, task_id=handoff.task_id,
+                           thread_id=handoff.thread_id, user=end_user(configurable),
+                           saver=getattr(handle, "saver", None))
 
     async def _walk(self, state: dict[str, Any], handoff: Handoff,
                     returned: dict[str, Any] | None) -> Command:
@@ -204,9 +228,15 @@ class AgentNode:
             if tried.error is None and tried.result is not None:
                 return self.settle(state, tried.result, link.runner, audit, hops)
             error = tried.error
+            if isinstance(error, GuardStop):
+                _note_stop(error)
+                if isinstance(error, PermissionDenied):  # recorded, not applied; no fallback
+                    return self._stopped(state, error, link.runner or self.runner, audit)
             if index + 1 < len(links):
                 audit.append(self._fallback_event(handoff, tried.hop, links[index + 1], index + 1))
         assert error is not None
+        if isinstance(error, GuardStop):  # a limit or budget stopped every hop: a clear stop
+            return self._stopped(state, error, self.runner, audit)
         return await self._exhausted(state, handoff, error, hops, audit)
 
     def _chain_key(self, state: Mapping[str, Any], handoff: Handoff) -> str:
@@ -239,6 +269,8 @@ class AgentNode:
                     raise self.blocked  # switched off: on along the chain, no call made
                 if gate is not None:
                     await gate.enter()  # an open breaker: on along the chain, no call made
+                if self.guards is not None and CALL.get() is not None:
+                    await self.guards.admit_agent(CALL.get(), spec)
                 bound = asyncio.timeout(timeout)
                 try:
                     async with bound:  # no extra task, unlike wait_for
@@ -253,7 +285,8 @@ class AgentNode:
                 raise
             except Exception as exc:
                 error = exc
-                if gate is not None and not isinstance(exc, BreakerOpen | BreakerTableCorrupt | AgentDisabled):
+                if gate is not None and not isinstance(exc, BreakerOpen | BreakerTableCorrupt
+                                                   | AgentDisabled | GuardStop):
                     await gate.exit(ok=False, error=exc)
         events = [*(gate.events if gate is not None else ()),
                   *(audit_event(AuditKind.ATTEMPT_FAILED, node=self.name,
@@ -416,6 +449,25 @@ class AgentNode:
             task["agent"] = target
         return self.transitions.command(self.name, state, Step(target, update))
 
+    def _stopped(self, state: Mapping[str, Any], error: GuardStop, runner: AgentRunner,
+                 audit: list[dict[str, Any]] | None = None) -> Command:
+        """A guard stopped the task (a permission, a rate limit, a spent budget): it fails with
+        the guard's message to the user, and the run goes on to its end (no error path: the
+        refusal is the answer)."""
+        task_id = state.get("active_task") or ""
+        message = str(error)
+        update: dict[str, Any] = {
+            "tasks": {task_id: {"status": TaskStatus.FAILED.value, "updated_at": utcnow(),
+                                "result": message, HANDOFFS_FIELD: None}},
+            "messages": [AIMessage(f"Sorry, I can't do that: {message}.", name=self.name)],
+            "errors": [{"at": utcnow(), "node": self.name, "agent": runner.spec.id,
+                        "error": f"{type(error).__name__}: {message}"}],
+            "audit": list(audit or []),
+        }
+        if self._returned(state) is not None:
+            update["pending"] = None
+        return self.transitions.command(self.name, state, Step(self.return_to, update))
+
     def _failed(self, state: Mapping[str, Any], error: BaseException, hops: list[Hop],
                 audit: list[dict[str, Any]]) -> Command:
         """The chain is exhausted: the task failed with the cause; the run takes the error path."""
@@ -437,6 +489,24 @@ class AgentNode:
         if self._returned(state) is not None:
             update["pending"] = None
         return self.transitions.command(self.name, state, Step(target, update))
+
+
+def _note_stop(error: GuardStop) -> None:
+    """Record a guard's refusal in the call's audit (once: a permission check notes its own)."""
+    call = CALL.get()
+    if call is None or error.audit_kind is None:
+        return
+    if not any(e.get("kind") == error.audit_kind and e.get("reason") == str(error)
+               for e in call.events):
+        call.note(error.audit_kind, **error.as_dict())
+
+
+def _noted(command: Command, events: list[dict[str, Any]]) -> Command:
+    """``command`` with the guards' audit events of the call first in its update."""
+    update = command.update
+    if events and isinstance(update, dict):
+        update["audit"] = [*events, *(update.get("audit") or [])]
+    return command
 
 
 __all__ = ["CHAIN_TOOL", "PASS_THROUGH", "AgentNode", "Link"]

@@ -32,6 +32,10 @@ from accord.graphs.transitions import Step, Transitions, TransitionTable
 from accord.graphs.versioning import AgentVersions
 from accord.guardrails.base import InputGuardrail, MaxInputLength
 from accord.resilience.fallback import ExhaustedHook, HopKind, chain_of
+from accord.guardrails.enforce import Guards, guards_for
+from accord.guardrails.limits import Limits
+from accord.guardrails.model_guard import ModelCallGuard
+from accord.guardrails.tool_guard import ToolPermissionGuard
 
 NodeFn = Callable[[dict[str, Any]], Step] | Callable[[dict[str, Any]], Awaitable[Step]]
 
@@ -77,6 +81,7 @@ class Workflow:
         handoff_ttl: timedelta | float | None = None,
         use_llm: bool | None = None,
         on_exhausted: ExhaustedHook | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -92,6 +97,8 @@ class Workflow:
         self.context_ttl = context_ttl
         """Shared-context entries older than this expire when the next request starts."""
         self.lock_wait = lock_wait
+        self.limits = limits
+        """Rate limits and cost budgets (``accord.guardrails.Limits``), with agents' own."""
         """Seconds a run waits for a thread another run holds, before ``ThreadBusy``."""
         ttl = handoff_ttl.total_seconds() if isinstance(handoff_ttl, timedelta) else handoff_ttl
         if ttl is not None and ttl <= 0:
@@ -226,6 +233,12 @@ class Workflow:
                     node=policy.approval_node,
                 )
         self.registry.owners()
+        guards = guards_for(self.limits, self._agents.values())
+        if guards is not None:
+            specs = [*self._agents.values(), *(self.registry.get(h.agent)
+                                               for s in self._agents.values()
+                                               for h in s.fallback if h.agent)]
+            guards.validate(specs, self.models.resolve_name)
         return table
 
     # build -------------------------------------------------------------------------------------
@@ -235,6 +248,9 @@ class Workflow:
         moves = Transitions(table, self.max_hops, self.error_node, self.router_name,
                             self.context_merges, issuer)
         graph = StateGraph(WorkflowState, input_schema=InputState)
+        if getattr(self, "_guards", None) is None:  # one set of buckets per workflow
+            self._guards = guards_for(self.limits, self._agents.values())
+        guards = self._guards
 
         def dests(name: str) -> tuple[str, ...]:
             return table.targets(name)
@@ -245,16 +261,20 @@ class Workflow:
                        destinations=dests(self.router_name))
         for name, spec in self._agents.items():
             successors = self._successors(name)
-            runner = AgentRunner(spec, self.toolbox, self.models, self._middleware[name],
+            backup = self._backup(spec)
+            runner = AgentRunner(spec, self.toolbox, self.models,
+                                 (*self._middleware[name],
+                                  *self._guard_middleware(spec, guards, backup)),
                                  successors=successors)
             # Model retries run inside the agent (ModelRetryMiddleware); timeouts and the
             # fallback chain run inside the node, so the drawing holds exactly the declared edges.
             node = AgentNode(name, runner, moves, self._return_to(name),
-                             self._chain(spec, runner, successors),
+                             self._chain(spec, runner, successors, guards),
                              delegates=not successors and self.router_name in dests(name),
                              on_exhausted=self.on_exhausted,
                              approval_nodes=frozenset(self._approvals),
-                             versions=self._versions(name, runner, successors))
+                             versions=self._versions(name, runner, successors, guards),
+                             guards=guards)
             graph.add_node(name, node, destinations=dests(name))
         for name, return_to in self._approvals.items():
             approval = ApprovalNode(name, self.toolbox, moves, return_to or self._return_to(name))
@@ -264,8 +284,13 @@ class Workflow:
         graph.add_edge(START, self.router_name)
         return graph
 
-    def _chain(self, spec: AgentSpec, runner: AgentRunner,
-               successors: dict[str, str]) -> tuple[Link, ...]:
+    def _backup(self, spec: AgentSpec) -> AgentSpec | None:
+        """The first agent of a spec's fallback chain, if any."""
+        hop = next((h for h in spec.fallback if h.agent), None)
+        return self.registry.get(hop.agent) if hop is not None else None
+
+    def _chain(self, spec: AgentSpec, runner: AgentRunner, successors: dict[str, str],
+               guards: Guards | None = None) -> tuple[Link, ...]:
         """The links of an agent's fallback chain, in order."""
         links: list[Link] = []
         for hop in spec.fallback:
@@ -273,26 +298,43 @@ class Workflow:
                 links.append(Link(HopKind.MODEL, runner.on_model(hop.model or "")))
             elif hop.kind is HopKind.AGENT:
                 other = self.registry.get(hop.agent or "")
-                links.append(Link(HopKind.AGENT, AgentRunner(other, self.toolbox, self.models,
-                                                             successors=successors)))
+                links.append(Link(HopKind.AGENT, AgentRunner(
+                    other, self.toolbox, self.models,
+                    self._guard_middleware(other, guards, None), successors=successors)))
             else:
                 links.append(Link(HopKind.HUMAN))
         return tuple(links)
 
-    def _versions(self, name: str, runner: AgentRunner,
-                  successors: dict[str, str]) -> AgentVersions:
+    def _versions(self, name: str, runner: AgentRunner, successors: dict[str, str],
+                  guards: Guards | None = None) -> AgentVersions:
         """Every registered version of the node's agent, each with its fallback chain: a thread
         runs the one it is pinned to, a canary's share of new threads the canary."""
         spec = runner.spec
         runners = {spec.version: runner}
-        chains = {spec.version: self._chain(spec, runner, successors)}
+        chains = {spec.version: self._chain(spec, runner, successors, guards)}
         for other in self.registry.versions(spec.id):
             if other.version in runners:
                 continue
-            runners[other.version] = AgentRunner(other, self.toolbox, self.models,
-                                                 self._middleware[name], successors=successors)
-            chains[other.version] = self._chain(other, runners[other.version], successors)
+            runners[other.version] = AgentRunner(
+                other, self.toolbox, self.models,
+                (*self._middleware[name],
+                 *self._guard_middleware(other, guards, self._backup(other))),
+                successors=successors)
+            chains[other.version] = self._chain(other, runners[other.version], successors, guards)
         return AgentVersions(spec.id, spec.version, runners, chains)
+
+    def _guard_middleware(self, spec: AgentSpec, guards: Guards | None,
+                          fallback: AgentSpec | None) -> tuple[Any, ...]:
+        """accord's guards in an LLM agent's own loop: its declared tools and whose data they
+        show, then the rate limits and budgets of its model calls."""
+        if spec.kind != "llm":
+            return ()
+        found: list[Any] = [ToolPermissionGuard(spec.id, spec.tools)]
+        if guards is not None:
+            found.append(ModelCallGuard(spec, guards, self.models,
+                                        has_rules=fallback is not None
+                                        and fallback.kind == "rules"))
+        return tuple(found)
 
     def _successors(self, name: str) -> dict[str, str]:
         """The nodes an agent may hand a task to directly (its declared targets other than the
@@ -332,7 +374,8 @@ class Workflow:
         compiled = self.build().compile(checkpointer=checkpointer, name=self.name, **kwargs)
         attrs = {k: v for k, v in compiled.__dict__.items() if k != "__orig_class__"}
         engine = EngineSettings(input_guardrails=self.input_guardrails, lock_wait=self.lock_wait,
-                                graph_ref=self.source, workflow=self)
+                                graph_ref=self.source, workflow=self,
+                                guards=getattr(self, "_guards", None))
         return AccordGraph(engine=engine, **attrs)
 
     def mermaid(self) -> str:

@@ -4,23 +4,69 @@
 - ``PromptInjection``, ``OffTopic``: refuse injections and requests the graph is not for;
 - ``RedactPII``: replaces personal data and secrets with placeholders (``<EMAIL_1>``) before
   any model sees the request or it is checkpointed; the values go to the thread's vault
-  (``reveal`` / ``conceal`` for tools).
+  (``reveal`` / ``conceal`` for tools);
+- permissions: declared tools and context keys only, ``visible_to`` for whose data a tool
+  shows (``PermissionDenied``, ``DataNotVisible``);
+- ``Limits``: rate limits per agent, model and end user (``RateLimited``) and cost budgets per
+  agent, user, request and day (``BudgetExhausted``), usage in ``accord_usage``.
 """
 
 from accord.guardrails.base import (
     GuardrailConfigError,
     GuardrailResult,
     GuardrailTripwireTriggered,
+    GuardStop,
     InputGuardrail,
     MaxInputLength,
     run_input_guardrails,
 )
+from accord.guardrails.budget import BudgetDecision, BudgetExhausted, Choice, decide
+from accord.guardrails.call import current_user, end_user
 from accord.guardrails.injection import PromptInjection
+from accord.guardrails.limits import (
+    BudgetRule,
+    BudgetSpec,
+    Limits,
+    LimitsConfigError,
+    Price,
+    RateLimitRule,
+    RateLimitSpec,
+    Scope,
+    limits_from,
+    load_limits,
+)
+from accord.guardrails.permissions import DataNotVisible, PermissionDenied, visible_to
 from accord.guardrails.pii import Redaction, RedactPII
+from accord.guardrails.rate_limit import RateLimited
 from accord.guardrails.topic import OffTopic
+from accord.guardrails.usage import UsageRecord, UsageRow, usage_for
 from accord.guardrails.vault import conceal, reveal
 
 __all__ = [
+    "BudgetDecision",
+    "BudgetExhausted",
+    "BudgetRule",
+    "BudgetSpec",
+    "Choice",
+    "DataNotVisible",
+    "GuardStop",
+    "Limits",
+    "LimitsConfigError",
+    "PermissionDenied",
+    "Price",
+    "RateLimitRule",
+    "RateLimitSpec",
+    "RateLimited",
+    "Scope",
+    "UsageRecord",
+    "UsageRow",
+    "current_user",
+    "decide",
+    "end_user",
+    "limits_from",
+    "load_limits",
+    "usage_for",
+    "visible_to",
     "GuardrailConfigError",
     "GuardrailResult",
     "GuardrailTripwireTriggered",

@@ -38,6 +38,16 @@ class GuardrailTripwireTriggered(AccordError):
         self.result = result
 
 
+class GuardStop(AccordError):
+    """A guard refused a call (a permission, a rate limit, a budget): recorded, not applied."""
+
+    audit_kind: Any = None
+    """The ``AuditKind`` the refusal is recorded as."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": str(self)}
+
+
 class GuardrailConfigError(AccordError):
     """A guardrail was configured with a value it cannot use."""
 

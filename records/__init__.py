@@ -89,6 +89,14 @@ class AuditKind(StrEnum):
     """An approved action failed; the task and the run are ``failed`` with its cause."""
     AGENT_RUN = "agent_run"
     """An agent node ran: the agent's version, how it was chosen, the outcome, the tokens."""
+    PERMISSION_DENIED = "permission_denied"
+    """An agent called an undeclared tool, or a tool touched another user's data; not applied."""
+    RATE_LIMITED = "rate_limited"
+    """A call found no room under a rate limit within its bounded wait; it was not made."""
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    """A cost budget could not pay for a call; the agent fell back, or the task stopped."""
+    BUDGET_DOWNGRADE = "budget_downgrade"
+    """A budget could not pay for the agent's model; the call went to a smaller tier."""
 
 
 class AuditEvent(BaseModel):

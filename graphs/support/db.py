@@ -18,6 +18,7 @@ from langchain_core.tools import BaseTool, InjectedToolArg, tool
 from pydantic import Field
 
 from accord.agents.actions import read_only
+from accord.guardrails.permissions import visible_to
 from accord.guardrails.vault import conceal, reveal
 
 DEFAULT_SUPPORT_DB = ".accord/support.db"
@@ -152,9 +153,22 @@ class SupportDB:
 Key = Annotated[str, InjectedToolArg]
 
 
-def support_tools(db: SupportDB) -> list[BaseTool]:
-    """The example's tools, bound to one database."""
+def _owner(record: Any) -> Any:
+    """The customer a record belongs to (its email), None for an error."""
+    return record.get("email") if isinstance(record, dict) and "error" not in record else None
 
+
+def support_tools(db: SupportDB) -> list[BaseTool]:
+    """The example's tools, bound to one database.
+
+    A run for a known end user (``configurable.user_id``: the customer's email) sees only that
+    customer's record, invoices and refunds (``visible_to``); a run without one sees any.
+    """
+
+    def invoice_owner(args: Any) -> Any:
+        return _owner(db.invoice(str(args.get("invoice_id", ""))))
+
+    @visible_to(result_owner=_owner)
     @read_only
     @tool
     def lookup_customer(email: str) -> dict[str, Any]:
@@ -165,12 +179,14 @@ def support_tools(db: SupportDB) -> list[BaseTool]:
             return {"error": f"no customer with email {email}"}
         return conceal({**customer, "invoices": db.invoices_of(real)})
 
+    @visible_to(result_owner=_owner)
     @read_only
     @tool
     def get_invoice(invoice_id: str) -> dict[str, Any]:
         """Get an invoice (amount, status, what was already refunded) by id, e.g. INV-1002."""
         return conceal(db.invoice(invoice_id)) or {"error": f"unknown invoice {invoice_id}"}
 
+    @visible_to(owner=invoice_owner)
     @tool
     def issue_refund(invoice_id: str, amount: Annotated[float, Field(gt=0)], reason: str, idempotency_key: Key = "") -> dict[str, Any]:
         """Refund part or all of an invoice. Large refunds are held for human approval."""
@@ -191,6 +207,7 @@ def support_tools(db: SupportDB) -> list[BaseTool]:
                            idempotency_key or f"direct:{subject}")
         return {"ticket_id": ticket["id"], "queue": ticket["queue"], "status": ticket["status"]}
 
+    @visible_to(owner=lambda args: args.get("email"))
     @tool
     def send_password_reset(email: str, idempotency_key: Key = "") -> dict[str, Any]:
         """Send a password-reset link to a customer's email."""

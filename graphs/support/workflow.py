@@ -28,6 +28,7 @@ from accord.graphs.state import latest_request, thread_id
 from accord.graphs.support.db import SupportDB, support_tools
 from accord.graphs.transitions import Step
 from accord.guardrails import MaxInputLength, OffTopic, PromptInjection, RedactPII
+from accord.guardrails.limits import Limits, load_limits
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 
 ROUTER, BILLING, TECH, ACCOUNT = "router", "billing", "tech", "account"
@@ -111,12 +112,16 @@ def build_support(
     max_hops: int = 12,
     middleware: Mapping[str, Sequence[Any]] | None = None,
     input_guardrails: Sequence[Any] | None = None,
+    limits: Limits | None = None,
 ) -> Workflow:
     """The support workflow, ready to ``compile(checkpointer=...)``.
 
     ``middleware`` maps an agent node (billing, tech, account) to langchain middleware for its
-    LLM agent's own loop; ``input_guardrails`` replaces :func:`support_guardrails`.
+    LLM agent's own loop; ``input_guardrails`` replaces :func:`support_guardrails`; ``limits``
+    (else the YAML file ``ACCORD_LIMITS`` names, if set) adds rate limits and budgets.
     """
+    if limits is None and os.environ.get("ACCORD_LIMITS"):
+        limits = load_limits(os.environ["ACCORD_LIMITS"])
     db = db if isinstance(db, SupportDB) else SupportDB(db)
     use_llm = llm_available() if use_llm is None else use_llm
     registry = AgentRegistry(load_specs(spec_file()))
@@ -145,6 +150,7 @@ def build_support(
         models=models,
         registry=registry,
         input_guardrails=support_guardrails() if input_guardrails is None else input_guardrails,
+        limits=limits,
     )
     for node in (BILLING, TECH, ACCOUNT):
         workflow.agent(registry.get(node + suffix), node=node, middleware=(middleware or {}).get(node, ()))

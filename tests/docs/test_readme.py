@@ -219,3 +219,15 @@ def test_readme_versions_example_runs(tmp_path: Path) -> None:
     first, last = done.stdout.strip().splitlines()
     assert 8 <= int(first.split()[0]) <= 32, first  # 20 +- 3 sigma of a binomial(100, 0.2)
     assert last == "answered by backup"
+
+
+def test_readme_limits_example_runs(tmp_path: Path) -> None:
+    section = README.split("### Permissions, rate limits and budgets", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "limits.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, "-P", str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "Here you go.", "budget exhausted: user 'ana' today spent $0.0012 of $0.0010"]

@@ -21,12 +21,13 @@ def support_db(tmp_path) -> SupportDB:
 @pytest.fixture
 def accord(tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the `accord` CLI in a real subprocess, with the sample DB under tmp_path."""
-    env = {**os.environ, "ACCORD_SUPPORT_DB": str(tmp_path / "support.db"),
+    base = {**os.environ, "ACCORD_SUPPORT_DB": str(tmp_path / "support.db"),
            "ACCORD_DB_URL": f"sqlite:///{tmp_path}/default.db", "COLUMNS": "200", "NO_COLOR": "1"}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-P", "-m", "accord.cli.main", *args], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=120, check=False)
+                              env={**base, **(env or {})}, capture_output=True, text=True,
+                              timeout=120, check=False)
 
     return run
 
