@@ -36,6 +36,7 @@ from accord.agents.handoff import (
 )
 from accord.agents.models import ModelResolver, is_transient
 from accord.agents.spec import AgentSpec
+from accord.errors import AccordError
 from accord.guardrails.permissions import PermissionDenied
 from accord.resilience import ProviderRetryMiddleware
 
