@@ -161,8 +161,12 @@ class AgentNode:
         return (Link(HopKind.PRIMARY, self.runner), *self.chain)
 
     async def __call__(self, state: dict[str, Any]) -> Command:
-        if self.versions is not None:
+        if self.versions is not None:  # the version this thread runs, then :meth:`enter`
             return await run_versioned(self, self.versions, state)
+        return await self.enter(state)
+
+    async def enter(self, state: dict[str, Any]) -> Command:
+        """One call of the node's agent as it is (its version chosen)."""
         returned = self._returned(state)
         if returned is not None:
             decided = {r["key"] for r in returned.get("reviews") or ()}

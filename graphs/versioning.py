@@ -148,7 +148,7 @@ async def run_versioned(node: Any, versions: AgentVersions, state: dict[str, Any
     chosen = replace(node, runner=picked.runner, chain=picked.chain, versions=None,
                      blocked=picked.blocked)
     with get_usage_metadata_callback() as usage:
-        command = await chosen(state)
+        command = await chosen.enter(state)
     tokens = sum(int(u.get("total_tokens", 0)) for u in usage.usage_metadata.values())
     return versions.noted(command, picked, tokens, node.name, state.get("active_task"))
 
