@@ -34,14 +34,16 @@ from accord.graphs.errors import HopBudgetExceeded
 from accord.graphs.handoffs import HandoffIssuer
 from accord.graphs.transitions import Step, Transitions
 from accord.graphs.versioning import AgentVersions, run_versioned
-from accord.observability.steps import agent_step
 from accord.guardrails.base import GuardStop
 from accord.guardrails.call import CALL, CallContext, end_user
 from accord.guardrails.permissions import PermissionDenied
+from accord.observability.steps import agent_step
 from accord.records import AuditKind, TaskStatus, audit_event, utcnow
 from accord.resilience.attempts import AttemptLog, attempts
 from accord.resilience.breaker import BreakerOpen
 from accord.resilience.breaker_sql import BreakerTableCorrupt
+from accord.resilience.deadletters import dead_letter_event
+from accord.resilience.envelope import HANDOFFS_FIELD
 from accord.resilience.escalation import EscalationRequest, ask_human
 from accord.resilience.fallback import (
     HUMAN,
@@ -53,8 +55,6 @@ from accord.resilience.fallback import (
     cause_of,
     task_exhausted,
 )
-from accord.resilience.deadletters import dead_letter_event
-from accord.resilience.envelope import HANDOFFS_FIELD
 from accord.resilience.gate import CallGate
 from accord.resilience.transient import is_transient
 

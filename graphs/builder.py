@@ -31,11 +31,11 @@ from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
 from accord.graphs.versioning import AgentVersions
 from accord.guardrails.base import InputGuardrail, MaxInputLength
-from accord.resilience.fallback import ExhaustedHook, HopKind, chain_of
 from accord.guardrails.enforce import Guards, guards_for
 from accord.guardrails.limits import Limits
 from accord.guardrails.model_guard import ModelCallGuard
 from accord.guardrails.tool_guard import ToolPermissionGuard
+from accord.resilience.fallback import ExhaustedHook, HopKind, chain_of
 
 NodeFn = Callable[[dict[str, Any]], Step] | Callable[[dict[str, Any]], Awaitable[Step]]
 

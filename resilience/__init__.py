@@ -25,20 +25,6 @@ from accord.resilience.breaker import (
     MemoryBreakers,
 )
 from accord.resilience.breaker_sql import BreakerTableCorrupt, SqlBreakers, breakers_for
-from accord.resilience.escalation import (
-    EscalationAnswer,
-    EscalationRequest,
-    InvalidAnswer,
-    parse_answer,
-)
-from accord.resilience.fallback import (
-    Exhaustion,
-    FallbackHop,
-    Hop,
-    HopCause,
-    HopKind,
-    task_exhausted,
-)
 from accord.resilience.deadletters import (
     DeadLetter,
     DeadLetterNotFound,
@@ -55,6 +41,20 @@ from accord.resilience.envelope import (
     HandoffInvalid,
     HandoffRejected,
     UnknownHandoffVersion,
+)
+from accord.resilience.escalation import (
+    EscalationAnswer,
+    EscalationRequest,
+    InvalidAnswer,
+    parse_answer,
+)
+from accord.resilience.fallback import (
+    Exhaustion,
+    FallbackHop,
+    Hop,
+    HopCause,
+    HopKind,
+    task_exhausted,
 )
 from accord.resilience.retry import ProviderRetryMiddleware
 from accord.resilience.transient import MAX_RETRY_AFTER, is_transient, retry_after

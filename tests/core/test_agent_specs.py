@@ -201,7 +201,8 @@ def test_an_llm_agent_declares_its_rule_based_twin(tmp_path):
     assert out["outputs"]["writer"]["agent"] == "writer_rules"
 
     online = build(True)
-    assert [h.agent for h in online._agents["writer"].fallback] == ["writer_rules"] and "writer_rules" in online.registry
+    assert [h.agent for h in online._agents["writer"].fallback] == ["writer_rules"]
+    assert "writer_rules" in online.registry
 
 
 def test_a_failing_llm_agent_falls_back_to_its_twin_recorded():
