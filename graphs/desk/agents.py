@@ -43,6 +43,9 @@ def publisher_rules(handoff: Handoff, tools: ToolCalls) -> AgentResult:
     """Publish the story; a large audience waits for an editor's approval first."""
     draft = tools("read_draft", story=handoff.task_id)
     args = {"story": handoff.task_id, "audience": draft["audience"]}
+    review = tools.review("publish_article", args)
+    if review is not None and review.decision == "reject":  # the editor said no: not published
+        return AgentResult(f"Not published: {review.message}", status="failed")
     action = tools.gate("publish_article", args, why=f"{draft['title']!r} to {draft['audience']:,} readers")
     if action is not None:
         return AgentResult("Publishing waits for an editor's approval.", status="needs_approval",

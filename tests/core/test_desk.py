@@ -89,6 +89,7 @@ def test_a_reject_publishes_nothing(desk_db, config):
     assert desk_db.articles() == []
     assert out["tasks"]["story-1"]["status"] == "failed"
     assert "embargoed" in out["tasks"]["story-1"]["result"]
+    assert out["messages"][-1].name == "publisher"  # the publisher heard the reject and stopped
 
 
 def test_the_fact_checker_may_not_hand_a_story_to_the_publisher(desk_db, config, monkeypatch):
