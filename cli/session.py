@@ -181,7 +181,7 @@ class Session:
     async def run(self, name: str, message: str, thread_id: str, on_update: OnUpdate,
                   user: str | None = None) -> RunOutcome:
         payload = {"messages": [{"role": "user", "content": message}]}
-        return await self.drive(name, thread_id, payload, on_update, user)
+        return await self.drive(name, thread_id, payload, on_update, user=user)
 
     async def resume(self, thread_id: str, decision: dict[str, Any] | None,
                      on_update: OnUpdate, user: str | None = None) -> RunOutcome:
@@ -198,7 +198,7 @@ class Session:
 
                 raise NotWaiting(f"thread {thread_id!r} is finished; nothing to resume")
         payload = Command(resume=decision) if decision is not None else None
-        return await self.drive(name, thread_id, payload, on_update, user)
+        return await self.drive(name, thread_id, payload, on_update, user=user)
 
     async def show(self, thread_id: str) -> tuple[RunOutcome, Any, list[Any], list[AuditEvent]]:
         """A thread's outcome, latest state, checkpoint history and audit log."""

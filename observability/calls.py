@@ -134,6 +134,9 @@ class CallObserver(BaseCallbackHandler):
     def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,
                       **kwargs: Any) -> None:
         tool = str((serialized or {}).get("name") or kwargs.get("name") or "tool")
+        parent = self.calls.get(kwargs.get("parent_run_id"))
+        if parent is not None and parent.tool == tool:
+            return  # the tool itself, inside the call accord bound its key to: one call
         agent = self._who()
         span = tracer().start_span(f"accord.tool {tool}", attributes=attrs(**{
             "accord.agent": agent, "accord.tool": tool}))
