@@ -8,6 +8,7 @@ does not run, or its result is withheld from the model, and is recorded the same
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -60,13 +61,14 @@ class ToolPermissionGuard(AgentMiddleware):
             # a name the model was not given: langchain answers it as an unknown tool
             return await handler(request) if tool is None else _refused(request, reason)
         try:
-            check_args(tool, request.tool_call.get("args") or {})
+            # an owner check may read the tool's data: off the event loop
+            await asyncio.to_thread(check_args, tool, request.tool_call.get("args") or {})
         except DataNotVisible as denied:
             return _refused(request, str(denied))
         result = await handler(request)
         if isinstance(result, ToolMessage) and result.status != "error":
             try:
-                check_result(tool, _value(result))
+                await asyncio.to_thread(check_result, tool, _value(result))
             except DataNotVisible as denied:
                 return _refused(request, str(denied))
         return result
