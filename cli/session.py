@@ -19,7 +19,7 @@ from langgraph.types import Command
 from accord.checkpoints import AccordSaver, ThreadNotFound, ThreadRecord, open_async_saver
 from accord.engine.graph import AccordGraph
 from accord.graphs.builder import Workflow
-from accord.graphs.catalog import CATALOG, load_workflow
+from accord.graphs.catalog import load_workflow, loadable
 from accord.records import AuditEvent, AuditKind, ThreadStatus
 
 OnUpdate = Callable[[str, Any], None]
@@ -135,11 +135,11 @@ class Session:
         if self.graph_ref:
             self._workflows.setdefault(name or self.graph_ref, load_workflow(self.graph_ref))
             return name or self.graph_ref
-        if name in CATALOG or name in self._workflows or (name and ":" in name):
+        if name in self._workflows or loadable(name):
             return name
         raise ThreadNotFound(
-            f"thread {thread_id!r} runs graph {name!r}, which is not in accord's catalog; "
-            "pass --graph file.py:attr or module:attr"
+            f"thread {thread_id!r} runs graph {name!r}, which is neither in accord's catalog "
+            "nor a graph id of ./langgraph.json; pass --graph file.py:attr or module:attr"
         )
 
     async def drive(self, name: str, thread_id: str, payload: Any, on_update: OnUpdate,

@@ -49,6 +49,12 @@ def load_workflow(ref: str, **kwargs: Any) -> Workflow:
     return workflow
 
 
+def loadable(ref: str | None) -> bool:
+    """Whether :func:`load_workflow` knows where to look for ``ref``: a catalog name, a graph id
+    of ``./langgraph.json`` or a ``file.py:attr`` / ``module:attr`` reference."""
+    return bool(ref) and (ref in CATALOG or ":" in ref or ref in _langgraph_json_graphs())
+
+
 def _workflow_of(found: Any) -> Workflow | None:
     if isinstance(found, Workflow):
         return found

@@ -85,3 +85,33 @@ def test_a_bad_reference_is_one_line_and_exit_2(project: Path, tmp_path: Path, r
     assert done.returncode == 2, (done.stdout, done.stderr)
     (line,) = [x for x in done.stderr.splitlines() if x.strip()]
     assert line.startswith("error: ") and expected in line, line
+
+
+def test_a_thread_recorded_under_a_langgraph_json_graph_id_is_found_by_that_id(
+        project: Path, tmp_path: Path) -> None:
+    """``langgraph dev`` records a thread under its graph id: the CLI, run beside that
+    ``langgraph.json``, loads the graph by the id."""
+    db = f"sqlite:///{tmp_path}/accord.db"
+    script = project / "served.py"
+    script.write_text(
+        "import sys\n"
+        "from accord.checkpoints import open_saver\n"
+        "sys.path.insert(0, 'flows')\n"
+        "from echo_flow import build\n"
+        f"with open_saver({db!r}) as saver:\n"
+        "    graph = build().compile(checkpointer=saver)\n"
+        "    graph.name = 'echoer'  # as the server names it\n"
+        "    graph.invoke({'messages': [{'role': 'user', 'content': 'hi'}]},\n"
+        "                 {'configurable': {'thread_id': 't-served'}})\n")
+    made = subprocess.run([sys.executable, "-P", str(script)], cwd=project, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert made.returncode == 0, made.stderr
+    threads = json.loads(accord(project, db, "threads", "--json").stdout)
+    assert [(r["thread_id"], r["graph"]) for r in threads] == [("t-served", "echoer")]
+    shown = accord(project, db, "show", "t-served", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "done"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lost = accord(elsewhere, db, "show", "t-served")
+    assert lost.returncode == 2 and "graph id of ./langgraph.json" in lost.stderr
