@@ -23,7 +23,7 @@ import psycopg
 import typer
 from rich.console import Console
 
-from accord.cli.session import RunOutcome
+from accord.engine.session import RunOutcome
 from accord.errors import AccordError
 from accord.observability.logs import configure_logging, json_requested
 

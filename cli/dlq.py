@@ -11,7 +11,7 @@ from rich.table import Column, Table
 from accord.checkpoints.letters import DeadLetter, LetterStatus
 from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, fail, guarded, out
 from accord.cli.render import LiveView
-from accord.cli.session import RunOutcome, Session
+from accord.engine.session import RunOutcome, Session
 from accord.resilience import deadletters
 
 dlq = typer.Typer(no_args_is_help=True, help="Dead letters: work accord could not finish.")

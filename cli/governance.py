@@ -24,7 +24,7 @@ from accord.agents.rollout import promote, rollback, set_enabled, start_canary
 from accord.agents.spec import load_specs
 from accord.agents.versions import as_dict
 from accord.cli.app import DB_HELP, app, fail, guarded, out
-from accord.cli.session import Session
+from accord.engine.session import Session
 from accord.graphs.builder import Workflow
 from accord.graphs.catalog import load_workflow
 from accord.graphs.retirement import retire_agent

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from accord.cli.app import DB_HELP, app, guarded, out
-from accord.cli.session import Session
+from accord.engine.session import Session
 from accord.resilience import breakers_for
 
 

@@ -21,7 +21,7 @@ from accord.cli.render import (
     hops_text,
     pending_line,
 )
-from accord.cli.session import RunOutcome, Session, tasks_of
+from accord.engine.session import RunOutcome, Session, tasks_of
 from accord.errors import AccordError
 from accord.graphs.catalog import CATALOG, load_workflow
 from accord.graphs.hitl import ALL_DECISIONS, parse_decision

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from accord.cli.app import DB_HELP, app, err, guarded
-from accord.cli.session import Session
+from accord.engine.session import Session
 
 
 @app.command("metrics-serve")

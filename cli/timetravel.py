@@ -21,7 +21,7 @@ from accord.checkpoints.timetravel import parse_assignments
 from accord.checkpoints.timetravel import replay as replay_thread
 from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, fail, guarded, out
 from accord.cli.render import LiveView
-from accord.cli.session import RunOutcome, Session
+from accord.engine.session import RunOutcome, Session
 from accord.records import ThreadStatus
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")

@@ -5,7 +5,7 @@
 "message": "..."}``) and answers one JSON line on stdout with how the step left the thread
 (``status``: ``done``, ``interrupted``, ``failed``, or ``refused`` / ``error`` with the error's
 line). The drill SIGKILLs workers at random points and sends the thread on to another one.
-Each step runs as `accord resume`/`accord run` would: ``accord.cli.session.Session``.
+Each step runs as `accord resume`/`accord run` would: ``accord.engine.session.Session``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from accord.cli.session import Session
+from accord.engine.session import Session
 from accord.errors import AccordError
 
 GARBLED = {"decision": "approve-ish", "args": "not an object", "by": 7}

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from accord.cli.session import Session
+from accord.engine.session import Session
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
-"""One CLI command against one database: a thin client of the engine.
+"""One client of the engine against one database: what the CLI, the server and the workers share.
 
-A command opens accord's saver once (one pool for PostgreSQL, one connection for SQLite) and
+A session opens accord's saver once (one pool for PostgreSQL, one connection for SQLite) and
 builds each graph it needs once. Locks, the thread index, input checks, the audit log and
 fencing are the engine's (``accord.engine.AccordGraph``); the session only reads what a
-command shows.
+client shows.
 """
 
 from __future__ import annotations
