@@ -31,6 +31,7 @@ from accord.graphs.state import CONTEXT_MERGES, InputState, WorkflowState
 from accord.graphs.transitions import Step, Transitions, TransitionTable
 from accord.graphs.versioning import AgentVersions
 from accord.guardrails.base import InputGuardrail, MaxInputLength
+from accord.guardrails.cache import ModelCallCache
 from accord.guardrails.enforce import Guards, guards_for
 from accord.guardrails.limits import Limits
 from accord.guardrails.model_guard import ModelCallGuard
@@ -326,10 +327,13 @@ class Workflow:
     def _guard_middleware(self, spec: AgentSpec, guards: Guards | None,
                           fallback: AgentSpec | None) -> tuple[Any, ...]:
         """accord's guards in an LLM agent's own loop: its declared tools and whose data they
-        show, then the rate limits and budgets of its model calls."""
+        show, then the request cache, then the rate limits and budgets of its model calls."""
         if spec.kind != "llm":
             return ()
         found: list[Any] = [ToolPermissionGuard(spec.id, spec.tools)]
+        cache = self.limits.cache if self.limits is not None else None
+        if cache is not None and cache.covers(spec.id):  # a hit spends no limit or budget
+            found.append(ModelCallCache(spec, cache.ttl))
         if guards is not None:
             found.append(ModelCallGuard(spec, guards, self.models,
                                         has_rules=fallback is not None

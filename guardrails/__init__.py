@@ -8,7 +8,8 @@
 - permissions: declared tools and context keys only, ``visible_to`` for whose data a tool
   shows (``PermissionDenied``, ``DataNotVisible``);
 - ``Limits``: rate limits per agent, model and end user (``RateLimited``) and cost budgets per
-  agent, user, request and day (``BudgetExhausted``), usage in ``accord_usage``.
+  agent, user, request and day (``BudgetExhausted``), usage in ``accord_usage``, and the
+  request cache (``CacheRule``: repeated model calls answered from ``accord_cache``).
 """
 
 from accord.guardrails.base import (
@@ -23,8 +24,10 @@ from accord.guardrails.base import (
 from accord.guardrails.budget import BudgetDecision, BudgetExhausted, Choice, decide
 from accord.guardrails.call import current_user, end_user
 from accord.guardrails.injection import PromptInjection
+from accord.guardrails.cache import ModelCallCache, cache_for
 from accord.guardrails.limits import (
     BudgetRule,
+    CacheRule,
     BudgetSpec,
     Limits,
     LimitsConfigError,
@@ -47,11 +50,13 @@ __all__ = [
     "BudgetExhausted",
     "BudgetRule",
     "BudgetSpec",
+    "CacheRule",
     "Choice",
     "DataNotVisible",
     "GuardStop",
     "Limits",
     "LimitsConfigError",
+    "ModelCallCache",
     "PermissionDenied",
     "Price",
     "RateLimitRule",
@@ -65,6 +70,7 @@ __all__ = [
     "end_user",
     "limits_from",
     "load_limits",
+    "cache_for",
     "usage_for",
     "visible_to",
     "GuardrailConfigError",

@@ -14,6 +14,7 @@ rate_limits:
 budgets:
   - {scope: user, usd: 1.00}  # per end user and UTC day
   - {scope: run, usd: 0.05}   # per request
+cache: {ttl: 600, agents: [faq]}   # identical model calls answered again for 10 minutes
 backend: redis://127.0.0.1:6379/0   # rate-limit buckets; in-process when unset
 ```
 """
@@ -122,6 +123,22 @@ class BudgetRule(BudgetSpec):
         return self
 
 
+class CacheRule(BaseModel):
+    """The request cache: which LLM agents' model calls are answered again, and for how long
+    (see :mod:`accord.guardrails.cache`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ttl: float = Field(gt=0)
+    """Seconds a stored answer stays valid."""
+    agents: tuple[str, ...] | None = None
+    """Only these agent ids (None: every LLM agent of the graph)."""
+
+    def covers(self, agent: str) -> bool:
+        """Whether ``agent``'s model calls are cached."""
+        return self.agents is None or agent in self.agents
+
+
 class Limits(BaseModel):
     """A graph's rate limits and budgets, the model prices budgets need, the buckets' home."""
 
@@ -139,6 +156,8 @@ class Limits(BaseModel):
     tiers: tuple[str, ...] = ("large", "small")
     """Model tiers from the largest to the smallest: a budget that cannot pay for an agent's
     tier tries the smaller ones."""
+    cache: CacheRule | None = None
+    """The request cache (None: model calls are never answered from a cache)."""
     expected_output_tokens: int = Field(256, ge=0)
     """Completion tokens a call is expected to produce, for estimates made before it."""
     source: str = Field("limits", exclude=True)

@@ -97,6 +97,8 @@ class AuditKind(StrEnum):
     """A cost budget could not pay for a call; the agent fell back, or the task stopped."""
     BUDGET_DOWNGRADE = "budget_downgrade"
     """A budget could not pay for the agent's model; the call went to a smaller tier."""
+    CACHE_HIT = "cache_hit"
+    """An LLM agent's model call was answered from the request cache; no model was called."""
 
 
 class AuditEvent(BaseModel):
