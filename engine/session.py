@@ -69,7 +69,7 @@ def describe(thread_id: str, graph_name: str, snapshot: Any,
         snapshot.interrupts[0].value if snapshot.interrupts else None)
     hint = None
     if status is ThreadStatus.INTERRUPTED and (pending or {}).get("type") == "escalation":
-        hint = f"accord resume {thread_id} --reply TEXT | --reject REASON"
+        hint = f"accord resume {thread_id} --respond TEXT | --reject REASON"
     elif status is ThreadStatus.INTERRUPTED:
         hint = (f"accord resume {thread_id} --approve | --reject REASON | --edit JSON | "
                 "--respond MESSAGE")

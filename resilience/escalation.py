@@ -2,11 +2,18 @@
 
 The agent node stops with ``interrupt()`` and an :class:`EscalationRequest` (the task, and every
 hop that failed with its cause). The resume value is an :class:`EscalationAnswer`, the same from
-the CLI (``accord resume THREAD --reply TEXT`` or ``--reject REASON``), a notebook or
+the CLI (``accord resume THREAD --respond TEXT`` or ``--reject REASON``), a notebook or
 ``Command(resume=...)`` through the dev server::
 
     {"decision": "reply", "reply": "...", "by": "ana"}     # the answer the customer gets
     {"decision": "reject", "reason": "...", "by": "ana"}   # the task fails with this reason
+
+LangChain's decision shape answers it too, so one client answers approvals and escalations
+alike (``accord resume THREAD --respond TEXT``, the console, Agent Inbox)::
+
+    {"decisions": [{"type": "respond", "message": "..."}], "by": "ana"}   # a reply
+    {"decisions": [{"type": "reject", "message": "..."}], "by": "ana"}    # a reject
+    {"decision": "respond", "message": "...", "by": "ana"}               # accord's shorthand
 
 An invalid value asks again, with the error in the payload; the thread stays resumable.
 """
@@ -74,6 +81,31 @@ class EscalationAnswer(BaseModel):
         return self
 
 
+def _from_decisions(value: dict[str, Any]) -> dict[str, Any]:
+    """LangChain's ``{"decisions": [...]}`` and accord's ``respond`` shorthand as an answer."""
+    by = value.get("by")
+    if "decisions" in value:
+        decisions = value["decisions"]
+        if not isinstance(decisions, list) or len(decisions) != 1 or not isinstance(
+                decisions[0], dict):
+            raise InvalidAnswer("an escalation is answered with exactly one decision: "
+                                "{'decisions': [{'type': 'respond', 'message': ...}]}")
+        kind, message = decisions[0].get("type"), decisions[0].get("message")
+        if kind in ("approve", "edit"):
+            value = {"decision": kind}
+        elif kind in ("respond", "reject"):
+            value = {"decision": "reply" if kind == "respond" else "reject",
+                     "reply" if kind == "respond" else "reason": message}
+        else:
+            raise InvalidAnswer(f"unknown decision type {kind!r}: an escalation takes "
+                                "'respond' (the reply) or 'reject'")
+        return {**value, "by": by} if by is not None else value
+    if value.get("decision") == "respond":
+        rest = {k: v for k, v in value.items() if k not in ("decision", "message")}
+        return {**rest, "decision": "reply", "reply": value.get("message")}
+    return value
+
+
 def parse_answer(value: Any) -> EscalationAnswer:
     """Validate a resume value (dict or JSON text); :class:`InvalidAnswer` says what is wrong."""
     if isinstance(value, EscalationAnswer):
@@ -86,9 +118,10 @@ def parse_answer(value: Any) -> EscalationAnswer:
     if not isinstance(value, dict):
         raise InvalidAnswer("an escalation is answered with {'decision': 'reply', 'reply': ...} "
                             f"or {{'decision': 'reject', 'reason': ...}}, got {type(value).__name__}")
+    value = _from_decisions(value)
     if value.get("decision") in ("approve", "edit"):
         raise InvalidAnswer("this thread waits for a person's reply, not an approval: "
-                            "answer with --reply TEXT or --reject REASON")
+                            "answer with --respond TEXT (or --reply) or --reject REASON")
     try:
         return EscalationAnswer.model_validate(value)
     except ValidationError as exc:

@@ -5,7 +5,7 @@ An `AgentSpec` declares its chain (``fallback``), tried in order after the agent
 - ``FallbackHop(model="small")``: the same agent on another model (a tier or ``provider:model``);
 - ``FallbackHop(agent="billing_rules")``: another agent of the registry (a rule-based twin);
 - ``FallbackHop(human=True)``: a person answers, through an ``interrupt()`` that
-  ``accord resume THREAD --reply TEXT`` (or ``--reject REASON``) answers.
+  ``accord resume THREAD --respond TEXT`` (or ``--reject REASON``) answers.
 
 In YAML a hop is a mapping (``{model: small}``, ``{agent: billing_rules}``, ``{human: true}``),
 an agent id, or the word ``human``. A task moves on along its chain when its agent timed out,

@@ -57,7 +57,7 @@ def test_a_chain_ends_with_a_person_who_replies_from_the_cli(cli):
     assert started.returncode == 0, started.stderr
     assert "a person is asked to answer at answer" in started.stdout
     assert "[transient]" in started.stdout and "[error] LookupError: no rule fits" in started.stdout
-    assert "accord resume t-cli --reply TEXT | --reject REASON" in started.stdout
+    assert "accord resume t-cli --respond TEXT | --reject REASON" in started.stdout
     calls = cli.server.calls
     assert calls == 2  # the LLM agent's two attempts
 
@@ -66,7 +66,7 @@ def test_a_chain_ends_with_a_person_who_replies_from_the_cli(cli):
     assert "waits for a person's reply" in wrong.stderr and "escalation still waits" in wrong.stderr
     assert wrong.stderr.count("\n") == 1, wrong.stderr
 
-    answered = cli("resume", "t-cli", "--reply", "I exported it for you.", "--by", "ana")
+    answered = cli("resume", "t-cli", "--respond", "I exported it for you.", "--by", "ana")
     assert answered.returncode == 0, answered.stderr
     assert "fallback answer (openai:gpt-4o-mini) failed (transient: " in answered.stdout
     assert "twin takes over" in answered.stdout

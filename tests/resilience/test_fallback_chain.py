@@ -204,8 +204,12 @@ def test_a_bad_body_is_transient_and_retried(fault, tmp_path, monkeypatch):
 # -- the person at the end of the chain --------------------------------------------------------
 
 
-@pytest.mark.parametrize("entry", ["invoke", "ainvoke"])
-def test_a_person_answers_when_every_agent_failed(entry, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("entry", "answer"), [
+    ("invoke", {"decision": "reply", "reply": "I exported it for you.", "by": "ana"}),
+    ("ainvoke", {"decisions": [{"type": "respond", "message": "I exported it for you."}],
+                 "by": "ana"}),
+])
+def test_a_person_answers_when_every_agent_failed(entry, answer, tmp_path, monkeypatch):
     with OpenAICompatServer(responder=lambda *_, **__: ProviderFault.status(503)) as server:
         run = Run(workflow(CHAIN, twin=broken_twin), tmp_path, server, monkeypatch, entry)
         run.ask()
@@ -225,9 +229,9 @@ def test_a_person_answers_when_every_agent_failed(entry, tmp_path, monkeypatch):
         assert server.calls == calls_before
         _, record, interrupts = run.read()
         assert record.status is ThreadStatus.INTERRUPTED
-        assert "--reply" in interrupts[0].value["error"]
+        assert "--respond" in interrupts[0].value["error"]
 
-        out = run.resume({"decision": "reply", "reply": "I exported it for you.", "by": "ana"})
+        out = run.resume(answer)
         assert server.calls == calls_before  # the failed hops are not tried again on resume
     audit, record, _ = run.read()
     assert again is not None
@@ -413,3 +417,31 @@ def test_a_bad_chain_is_refused_with_one_clear_error(tmp_path):
         {"router": ["a", "END"], "a": ["router"]})
     with pytest.raises(WorkflowBuildError, match="cannot fall back to model"):
         rules.compile()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ({"decisions": [{"type": "respond", "message": "done"}], "by": "ana"},
+     ("reply", "done", None, "ana")),
+    ({"decisions": [{"type": "reject", "message": "not ours"}]}, ("reject", None, "not ours", None)),
+    ({"decision": "respond", "message": "done", "by": "bo"}, ("reply", "done", None, "bo")),
+    ({"decision": "reply", "reply": "done"}, ("reply", "done", None, None)),
+])
+def test_an_escalation_takes_langchains_decisions_and_accords_shapes(value, expected):
+    from accord.resilience.escalation import parse_answer
+
+    got = parse_answer(value)
+    assert (got.decision, got.reply, got.reason, got.by) == expected
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ({"decisions": []}, "exactly one decision"),
+    ({"decisions": [{"type": "respond"}, {"type": "respond"}]}, "exactly one decision"),
+    ({"decisions": [{"type": "ignore"}]}, "unknown decision type 'ignore'"),
+    ({"decisions": [{"type": "approve"}]}, "not an approval"),
+    ({"decisions": [{"type": "respond", "message": "  "}]}, "a reply needs its text"),
+])
+def test_a_wrong_escalation_answer_says_what_is_wrong(value, error):
+    from accord.resilience.escalation import InvalidAnswer, parse_answer
+
+    with pytest.raises(InvalidAnswer, match=error):
+        parse_answer(value)
