@@ -22,13 +22,13 @@ from accord.guardrails.base import (
     run_input_guardrails,
 )
 from accord.guardrails.budget import BudgetDecision, BudgetExhausted, Choice, decide
+from accord.guardrails.cache import ModelCallCache, cache_for
 from accord.guardrails.call import current_user, end_user
 from accord.guardrails.injection import PromptInjection
-from accord.guardrails.cache import ModelCallCache, cache_for
 from accord.guardrails.limits import (
     BudgetRule,
-    CacheRule,
     BudgetSpec,
+    CacheRule,
     Limits,
     LimitsConfigError,
     Price,
