@@ -24,8 +24,19 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used: {exc.strerror}"
+            why = ("is already in use" if exc.errno == errno.EADDRINUSE
+                   else f"cannot be used: {exc.strerror}")
             fail(f"cannot serve on {host}:{port}: the address {why}")
+
+
+async def _check_queue(url: str) -> None:
+    """Open the workers' queue once: a missing or unreachable queue fails before serving."""
+    try:
+        from accord.workers.queue import WorkerQueue
+    except ImportError:
+        fail("--workers-queue: accord's worker queue (accord.workers.queue) is not available")
+    async with WorkerQueue(url):
+        pass
 
 
 @app.command("serve")
@@ -43,14 +54,18 @@ def serve(
     from accord.checkpoints.urls import resolve_url
     from accord.server.app import build_app, in_process, queue_executor, workers_requested
 
+    to_workers = workers_queue or workers_requested()
+
     async def check() -> str:  # an unreachable database: one line and exit 2, before serving
         url = resolve_url(db)
         async with Session.open(url):
-            return url
+            pass
+        if to_workers:
+            await _check_queue(url)
+        return url
 
     url = guarded(check())
     _check_port(host, port)
-    to_workers = workers_queue or workers_requested()
     application = build_app(url, executor=queue_executor if to_workers else in_process)
     where = "accord's workers" if to_workers else "this process"
     err.print(f"serving http://{host}:{port}/api (runs in {where}) and /metrics",
