@@ -31,6 +31,7 @@ from accord.checkpoints import ThreadNotFound, ThreadRecord
 from accord.records import ThreadStatus
 from accord.server.access import Role
 from accord.server.bodies import BadRequest
+from accord.server.executors import live_status
 from accord.server.shapes import jsonable
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 KEEPALIVE = 15.0
 """Seconds between keep-alive comments of a quiet stream."""
 
-STOPPED = frozenset({ThreadStatus.DONE, ThreadStatus.FAILED, ThreadStatus.INTERRUPTED})
+STOPPED = frozenset({ThreadStatus.DONE.value, ThreadStatus.FAILED.value,
+                     ThreadStatus.INTERRUPTED.value})
 """Statuses that end a stream (when no work is queued for the thread)."""
 
 
@@ -62,12 +64,11 @@ def _last_id(request: Request) -> int:
     return value
 
 
-def _status(record: ThreadRecord | None, queued: bool) -> dict[str, Any]:
-    if queued or record is None:
-        return {"status": "queued" if queued else None, "epoch": record.epoch if record else 0}
-    return {"status": record.status.value, "epoch": record.epoch,
-            "pending": jsonable(record.pending) if record.status is ThreadStatus.INTERRUPTED
-            else None, "error": record.error}
+def _status(status: str | None, record: ThreadRecord | None) -> dict[str, Any]:
+    waiting = status == ThreadStatus.INTERRUPTED.value and record is not None
+    return {"status": status, "epoch": record.epoch if record is not None else 0,
+            "pending": jsonable(record.pending) if waiting else None,
+            "error": record.error if record is not None and status == "failed" else None}
 
 
 async def follow(api: RunsAPI, thread_id: str, after: int) -> AsyncIterator[str]:
@@ -82,17 +83,14 @@ async def follow(api: RunsAPI, thread_id: str, after: int) -> AsyncIterator[str]
             yield sse(jsonable(event.model_dump()), event="audit", id=position)
             quiet_since = time.monotonic()
         sent = max(sent, len(events))
-        queued = executor.pending(thread_id, record) or executor.running(thread_id)
-        status = _status(record, queued and not executor.running(thread_id))
-        if executor.running(thread_id) and status["status"] != "running":
-            status = {**status, "status": "running", "pending": None}
+        status = _status(live_status(executor, thread_id, record), record)
         key = (status["status"], status["epoch"])
         if key != shown:
             shown = key
             quiet_since = time.monotonic()
             yield sse(status, event="status")
-        if not queued and record is not None and record.status in STOPPED:
-            yield sse({"status": record.status.value}, event="end")
+        if record is not None and status["status"] in STOPPED:
+            yield sse({"status": status["status"]}, event="end")
             return
         if time.monotonic() - quiet_since >= KEEPALIVE:
             quiet_since = time.monotonic()

@@ -66,8 +66,21 @@ class Executor(Protocol):
     def last_error(self, thread_id: str) -> str | None:
         """Why this executor's last job on the thread was refused before it ran, if it was."""
 
+    def running(self, thread_id: str) -> bool:
+        """Whether this executor runs a job on the thread now (in this process)."""
+
     async def cancel(self, thread_id: str) -> bool:
         """Drop queued work or stop work in flight; whether there was any to stop."""
+
+
+def live_status(executor: Executor, thread_id: str, record: ThreadRecord | None) -> str | None:
+    """The thread's status as the API shows it: ``running`` while this process runs it,
+    ``queued`` while its work waits, else the thread index's (None: an unknown thread)."""
+    if executor.running(thread_id):
+        return "running"
+    if executor.pending(thread_id, record):
+        return "queued"
+    return record.status.value if record is not None else None
 
 
 class ExecutorBusy(AccordError):
@@ -209,4 +222,5 @@ class QueueExecutor:
         return removed
 
 
-__all__ = ["Executor", "ExecutorBusy", "InProcessExecutor", "QueueExecutor", "RunJob"]
+__all__ = ["Executor", "ExecutorBusy", "InProcessExecutor", "QueueExecutor", "RunJob",
+           "live_status"]

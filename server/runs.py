@@ -40,7 +40,7 @@ from accord.records import AuditKind, ThreadStatus, audit_event
 from accord.server.access import Authorize, Role, allow_all
 from accord.server.bodies import BadRequest, max_body, optional_text, read_json
 from accord.server.errors import Conflict, json_errors
-from accord.server.executors import Executor, RunJob
+from accord.server.executors import Executor, RunJob, live_status
 from accord.server.shapes import jsonable, thread_view
 
 PREFIX = "/api"
@@ -128,7 +128,7 @@ class RunsAPI:
             await session.saver._offload(session.saver.record_refusal, thread_id, event)
             raise GuardrailTripwireTriggered(tripped)
         record = await session.record(thread_id)
-        if executor.pending(thread_id, record):
+        if executor.pending(thread_id, record) or executor.running(thread_id):
             raise Conflict(f"thread {thread_id!r} already has queued work")
         if record is not None and record.status is ThreadStatus.INTERRUPTED:
             raise ThreadWaiting(thread_id, record.pending)
@@ -154,7 +154,8 @@ class RunsAPI:
             snapshot = await self._snapshot(thread_id, record)
             if snapshot is not None:
                 values, next_nodes = snapshot.values, list(snapshot.next or ())
-        return JSONResponse(thread_view(thread_id, record, queued=queued, values=values,
+        status = live_status(executor, thread_id, record)
+        return JSONResponse(thread_view(thread_id, record, status=status, values=values,
                                         next_nodes=next_nodes, submit_error=error))
 
     async def _snapshot(self, thread_id: str, record: ThreadRecord | None) -> Any:
@@ -188,7 +189,7 @@ class RunsAPI:
         queued = executor.pending(thread_id, record)
         if record is None and not queued:
             raise ThreadNotFound(f"unknown thread {thread_id!r}")
-        if queued:
+        if queued or executor.running(thread_id):
             raise Conflict(f"thread {thread_id!r} already has queued work; wait for it")
         if record.status is not ThreadStatus.INTERRUPTED:
             raise Conflict(f"thread {thread_id!r} is not waiting for a decision "

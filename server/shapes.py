@@ -67,19 +67,22 @@ def values_summary(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def thread_view(thread_id: str, record: ThreadRecord | None, *, queued: bool,
+def thread_view(thread_id: str, record: ThreadRecord | None, *, status: str | None,
                 values: Mapping[str, Any] | None, next_nodes: list[str],
                 submit_error: str | None) -> dict[str, Any]:
-    """``GET /api/threads/{id}``: the index record, the pending approval, the values' summary."""
+    """``GET /api/threads/{id}``: the index record, the pending approval, the values' summary;
+    ``status`` is the live one (``accord.server.executors.live_status``)."""
+    queued = status == "queued"
     if record is None:
-        return {"thread_id": thread_id, "status": "queued" if queued else None, "queued": queued,
+        return {"thread_id": thread_id, "status": status, "queued": queued,
                 "graph": None, "pending": None, "error": submit_error, "values": None,
                 "next": []}
     view = jsonable(record.as_dict())
     view.update({
+        "status": status,
         "queued": queued,
         "epoch": record.epoch,
-        "pending": jsonable(record.pending) if record.status.value == "interrupted" else None,
+        "pending": jsonable(record.pending) if status == "interrupted" else None,
         "values": values_summary(values) if values else None,
         "next": next_nodes,
     })

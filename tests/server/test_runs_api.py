@@ -318,3 +318,24 @@ def test_oversize_bodies_are_refused_before_they_are_read(tmp_path, monkeypatch)
         fits = httpx.post(f"{base}/api/runs", json={"graph": "support", "input": "hi" * 100},
                           timeout=30)
         assert fits.status_code == 202
+
+
+def test_events_of_a_thread_another_process_runs(tmp_path, support_env) -> None:
+    import asyncio
+
+    from accord.engine.session import Session
+
+    url = f"sqlite:///{tmp_path}/accord.db"
+
+    async def elsewhere() -> str:
+        async with Session.open(url) as session:  # its own saver, as the CLI or a worker has
+            outcome = await session.run("support", REQUEST, "t-elsewhere", lambda *_: None)
+            return outcome.status
+
+    with serving(url) as base:
+        assert asyncio.run(elsewhere()) == "interrupted"
+        stream = read_events(base, "t-elsewhere")
+        assert stream.events[-1].data == {"status": "interrupted"}
+        assert stream.of("status")[0].data["pending"]["action_requests"][0]["name"] == (
+            "issue_refund")
+        assert [e.data["kind"] for e in stream.of("audit")][:2] == ["route", "transition"]
