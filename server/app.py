@@ -56,11 +56,16 @@ def _log_context_on_handlers() -> None:
             handler.addFilter(ContextFilter())
 
 
+CONCURRENCY_ENV = "ACCORD_RUNS_CONCURRENCY"
+"""How many runs the embedded executor runs at once (default 4)."""
+
+
 def in_process(session: Any, _url: str) -> Any:
-    """The embedded executor: runs in this process, four at a time."""
+    """The embedded executor: runs in this process, ``$ACCORD_RUNS_CONCURRENCY`` (4) at a
+    time."""
     from accord.server.executors import InProcessExecutor
 
-    return InProcessExecutor(session)
+    return InProcessExecutor(session, concurrency=int(os.environ.get(CONCURRENCY_ENV) or 4))
 
 
 def queue_executor(_session: Any, url: str) -> Any:

@@ -20,6 +20,7 @@ app's ``authorize(request, role)`` hook (``accord.server.access``).
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ from accord.server.shapes import jsonable, thread_view
 PREFIX = "/api"
 """Where the runs API lives."""
 
+THREAD_ID = re.compile(r"[\w.:@-]{1,200}")
+"""What a thread id given to ``POST /api/runs`` may hold (it becomes a URL path segment)."""
 RUN_KEYS = frozenset({"graph", "input", "thread_id", "user"})
 RESUME_KEYS = frozenset({"decisions", "decision", "by", "user", "reason", "args", "message"})
 
@@ -118,6 +121,8 @@ class RunsAPI:
         name = self.graphs.get(name, name)
         payload = _input(body.get("input"))
         thread_id = optional_text(body, "thread_id") or uuid.uuid4().hex
+        if not THREAD_ID.fullmatch(thread_id):
+            raise BadRequest("'thread_id' may hold letters, digits and . _ : @ - only")
         user = optional_text(body, "user")
         graph = session.graph(name)
         checked = validate_request(payload)

@@ -253,6 +253,8 @@ def test_bad_requests_answer_json(tmp_path, support_env) -> None:
             (submit(base, graph="support", input={"messages": []}), 400, "is empty"),
             (submit(base, graph="support", input={"msgs": []}), 400, "unknown key"),
             (submit(base, graph="support", input="hi", extra=1), 400, "unknown field"),
+            (submit(base, graph="support", input="hi", thread_id="a/b"), 400, "'thread_id'"),
+            (submit(base, graph="support", input="hi", user=""), 400, "'user'"),
             (submit(base, graph="support", input="x" * 20_000), 400, "guardrail"),
             (httpx.get(f"{base}/api/threads/missing", timeout=30), 404, "unknown thread"),
             (httpx.get(f"{base}/api/threads/missing/state", timeout=30), 404, "no saved state"),
