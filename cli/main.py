@@ -279,12 +279,13 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
 
 
 def main() -> None:
-    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, history, replay, fork, prune, usage)
+    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, serve, history, replay, fork, prune, usage)
         chaos,
         dlq,
         governance,
         health,
         metrics,
+        serve,
         timetravel,
         usage,
     )

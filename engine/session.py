@@ -8,6 +8,7 @@ client shows.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -100,6 +101,8 @@ class Session:
         """A graph reference for threads that record none accord can load."""
         self._workflows: dict[str, Workflow] = {}
         self._graphs: dict[str, AccordGraph] = {}
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        """The task driving each thread this session runs now."""
 
     @classmethod
     @asynccontextmanager
@@ -157,6 +160,9 @@ class Session:
             config["configurable"]["user_id"] = user  # the end user: permissions, limits
         before = await self.record(thread_id)
         fallbacks: list[dict[str, Any]] = []
+        task = asyncio.current_task()
+        if task is not None:
+            self._running[thread_id] = task
         try:
             async for chunk in graph.astream(payload, config, stream_mode="updates"):
                 for node, update in chunk.items():
@@ -170,6 +176,9 @@ class Session:
             claimed = after is not None and (before is None or after.epoch > before.epoch)
             if not claimed or after.status is not ThreadStatus.FAILED:
                 raise
+        finally:
+            if task is not None and self._running.get(thread_id) is task:
+                del self._running[thread_id]
         outcome = await self.outcome(name, thread_id)
         outcome.fallbacks = fallbacks
         return outcome
@@ -199,6 +208,25 @@ class Session:
                 raise NotWaiting(f"thread {thread_id!r} is finished; nothing to resume")
         payload = Command(resume=decision) if decision is not None else None
         return await self.drive(name, thread_id, payload, on_update, user=user)
+
+    async def cancel(self, thread_id: str, *, by: str | None, reason: str,
+                     graph: str | None = None) -> ThreadRecord:
+        """Stop the thread: a run of this session in flight is cancelled (its task), then the
+        thread is recorded ``failed`` with who cancelled it and why (``engine/cancel.py``).
+
+        ``graph`` names the graph of a thread the index does not know yet (queued work).
+        Raises :class:`~accord.engine.cancel.NotCancellable` for a finished thread.
+        """
+        from accord.engine.cancel import record_cancel
+
+        task = self._running.get(thread_id)
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+        record = await self.record(thread_id)
+        graph = record.graph if record is not None and record.graph else graph
+        return await self.saver._offload(record_cancel, self.saver, thread_id, graph=graph,
+                                         by=by, reason=reason, expected=record)
 
     async def show(self, thread_id: str) -> tuple[RunOutcome, Any, list[Any], list[AuditEvent]]:
         """A thread's outcome, latest state, checkpoint history and audit log."""

@@ -1,5 +1,10 @@
-"""accord's HTTP routes: ``/metrics`` in Prometheus' text format, served by ``accord
-metrics-serve`` and inside ``langgraph dev`` / the Agent Server.
+"""accord's HTTP app: the runs API under ``/api`` (``accord.server.runs``) and ``/metrics`` in
+Prometheus' text format, served by ``accord serve``, ``accord metrics-serve`` and inside
+``langgraph dev`` / the Agent Server.
+
+The runs API's work goes to an executor (``accord.server.executors``): in this process by
+default, to accord's workers with ``executor=queue_executor`` (or ``$ACCORD_WORKERS=1``).
+Authentication plugs in as ``build_app(authorize=...)`` (``accord.server.access``).
 
 ``langgraph.json`` names the app (``"http": {"app": "./server/langgraph_app.py:app"}``). The
 server keeps its own ``/metrics`` route (it cannot be shadowed) and serves prometheus_client's
@@ -16,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -29,9 +34,12 @@ from starlette.routing import Route
 from accord.observability.context import ContextFilter
 from accord.observability.metrics import PendingApprovals, metrics, track, untrack
 from accord.records import ThreadStatus
+from accord.server.access import Authorize, allow_all
 
 logger = logging.getLogger(__name__)
 
+WORKERS_ENV = "ACCORD_WORKERS"
+"""Set to 1 to send the runs API's work to accord's workers."""
 REFRESH_ENV = "ACCORD_METRICS_REFRESH"
 DEFAULT_REFRESH = 15.0
 
@@ -48,11 +56,44 @@ def _log_context_on_handlers() -> None:
             handler.addFilter(ContextFilter())
 
 
-def build_app(url: str | None = None, *, refresh: float | None = None) -> Starlette:
-    """The app; ``url`` is the database whose thread index gives the pending approvals
-    (default ``$ACCORD_DB_URL``), re-read every ``refresh`` seconds (default
-    ``$ACCORD_METRICS_REFRESH`` or 15) to see what other processes did. Nothing is opened
-    before the app starts."""
+CONCURRENCY_ENV = "ACCORD_RUNS_CONCURRENCY"
+"""How many runs the embedded executor runs at once (default 4)."""
+
+
+def in_process(session: Any, _url: str) -> Any:
+    """The embedded executor: runs in this process, ``$ACCORD_RUNS_CONCURRENCY`` (4) at a
+    time."""
+    from accord.server.executors import InProcessExecutor
+
+    return InProcessExecutor(session, concurrency=int(os.environ.get(CONCURRENCY_ENV) or 4))
+
+
+def queue_executor(_session: Any, url: str) -> Any:
+    """Runs go to accord's workers through their queue on the same database."""
+    from accord.server.executors import QueueExecutor
+
+    return QueueExecutor(url)
+
+
+def workers_requested() -> bool:
+    return (os.environ.get(WORKERS_ENV) or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def build_app(url: str | None = None, *, refresh: float | None = None, runs: bool = True,
+              executor: Callable[[Any, str], Any] | None = None,
+              authorize: Authorize = allow_all, poll: float = 0.25,
+              graphs: dict[str, str] | None = None) -> Starlette:
+    """The app; ``url`` is the database (default ``$ACCORD_DB_URL``): its thread index gives
+    the pending approvals, re-read every ``refresh`` seconds (default
+    ``$ACCORD_METRICS_REFRESH`` or 15) to see what other processes did, and the runs API
+    (``runs=True``) runs on it. ``executor(session, url)`` builds where runs go (default:
+    in-process, or the workers' queue with ``$ACCORD_WORKERS=1``); ``authorize`` is the
+    authentication hook; ``poll`` is how often an event stream reads the database; ``graphs``
+    names graphs the API may run beyond the catalog and ``./langgraph.json``. Nothing
+    is opened before the app starts."""
+    from accord.server.runs import RunsAPI
+
+    api = RunsAPI(authorize=authorize, poll=poll, graphs=dict(graphs or {})) if runs else None
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -63,7 +104,9 @@ def build_app(url: str | None = None, *, refresh: float | None = None) -> Starle
         metrics()  # the families exist from the first scrape on
         every = refresh if refresh is not None else float(
             os.environ.get(REFRESH_ENV) or DEFAULT_REFRESH)
-        async with open_async_saver(url or resolve_url()) as saver:
+        where = url or resolve_url()
+        async with AsyncExitStack() as stack:
+            saver = await stack.enter_async_context(open_async_saver(where))
             pending = PendingApprovals()
 
             async def load() -> None:
@@ -80,6 +123,15 @@ def build_app(url: str | None = None, *, refresh: float | None = None) -> Starle
                                        exc_info=True)
 
             await load()
+            if api is not None:
+                from accord.engine.session import Session
+
+                session = Session(saver)
+                build = executor or (queue_executor if workers_requested() else in_process)
+                runner = build(session, where)
+                await runner.start()
+                stack.push_async_callback(runner.stop)
+                api.bind(session, runner)
             track(pending)
             task = asyncio.create_task(keep_loading(), name="accord-pending-approvals")
             try:
@@ -88,8 +140,9 @@ def build_app(url: str | None = None, *, refresh: float | None = None) -> Starle
                 task.cancel()
                 untrack(pending)
 
-    return Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"])],
+    routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]
+    return Starlette(routes=routes + (api.routes() if api is not None else []),
                      lifespan=lifespan)
 
 
-__all__ = ["build_app", "metrics_endpoint"]
+__all__ = ["build_app", "in_process", "metrics_endpoint", "queue_executor"]

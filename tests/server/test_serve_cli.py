@@ -1,0 +1,104 @@
+"""``accord serve`` as a real subprocess: it serves the runs API and /metrics on one port; an
+unreachable database, a taken port or a missing worker queue is one line and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ACCORD = Path(sys.executable).parent / "accord"
+REQUEST = "Please refund invoice INV-1002, I was charged twice"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ACCORD_"))}
+    full.update(ACCORD_SUPPORT_DB=str(tmp_path / "support.db"), **extra)
+    return full
+
+
+def one_line_failure(args: list[str], tmp_path: Path) -> str:
+    done = subprocess.run([str(ACCORD), "serve", *args], cwd=tmp_path, env=env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_unreachable_database_taken_port_and_missing_queue(tmp_path) -> None:
+    line = one_line_failure(["--db", "postgresql://nobody@127.0.0.1:1/none", "--port",
+                             str(free_port())], tmp_path)
+    assert "database" in line.lower() or "connect" in line.lower(), line
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line_failure(["--db", f"sqlite:///{tmp_path}/a.db", "--port", str(port)],
+                                tmp_path)
+    assert f"127.0.0.1:{port}" in line and "already in use" in line, line
+    try:
+        import accord.workers.queue  # noqa: F401
+    except ImportError:
+        line = one_line_failure(["--db", f"sqlite:///{tmp_path}/a.db", "--port",
+                                 str(free_port()), "--workers-queue"], tmp_path)
+        assert "worker queue" in line, line
+
+
+@pytest.mark.timeout(180)
+def test_serve_runs_a_request_to_its_refund(tmp_path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([str(ACCORD), "serve", "--db", f"sqlite:///{tmp_path}/accord.db",
+                             "--port", str(port)], cwd=tmp_path, env=env(tmp_path),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"{base}/metrics", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "accord serve did not start"
+            time.sleep(0.05)
+        thread = httpx.post(f"{base}/api/runs", json={"graph": "support", "input": REQUEST},
+                            timeout=30).json()["thread_id"]
+
+        def wait(status: str) -> dict:
+            deadline = time.monotonic() + 60
+            while (view := httpx.get(f"{base}/api/threads/{thread}", timeout=30).json())[
+                    "status"] != status or view["queued"]:
+                assert time.monotonic() < deadline, view
+                time.sleep(0.05)
+            return view
+
+        assert wait("interrupted")["pending"]["action_requests"][0]["name"] == "issue_refund"
+        assert "accord_pending_approvals" in httpx.get(f"{base}/metrics", timeout=30).text
+        answer = httpx.post(f"{base}/api/threads/{thread}/resume",
+                            json={"decisions": [{"type": "approve"}]}, timeout=30)
+        assert answer.status_code == 202
+        assert wait("done")["values"]["reply"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    from accord.graphs.support.db import SupportDB
+
+    assert [r["invoice_id"] for r in SupportDB(tmp_path / "support.db").refunds()] == [
+        "INV-1002"]
