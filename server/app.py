@@ -88,8 +88,10 @@ def build_app(url: str | None = None, *, refresh: float | None = None) -> Starle
                 task.cancel()
                 untrack(pending)
 
-    return Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"])],
-                     lifespan=lifespan)
+    from accord.server.console import console_routes
+
+    return Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"]),
+                             *console_routes(url)], lifespan=lifespan)
 
 
 __all__ = ["build_app", "metrics_endpoint"]
