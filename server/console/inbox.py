@@ -8,6 +8,7 @@ is shown who decided, from the thread's ``human_decision`` audit event.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -26,6 +27,8 @@ from accord.server.console.web import Console, page
 
 logger = logging.getLogger(__name__)
 
+SETTLE_SECONDS = 30.0
+"""How long a refused reviewer's page waits for the winning run to record its decision."""
 DECISIONS = ("approve", "edit", "reject", "respond")
 
 
@@ -127,6 +130,24 @@ async def decided_by(console: Console, thread_id: str) -> str | None:
     return None
 
 
+async def winner(console: Console, thread_id: str, answered: str,
+                 wait: float = SETTLE_SECONDS) -> str | None:
+    """Who answered the approval ``answered`` (a fingerprint), once the winning run has moved
+    the thread past it (or after ``wait`` seconds)."""
+    session = await console.session()
+    deadline = asyncio.get_running_loop().time() + wait
+    while asyncio.get_running_loop().time() < deadline:
+        found = await session.record(thread_id)
+        if found is None:
+            return None
+        moved = found.status is not ThreadStatus.RUNNING and not (
+            found.status is ThreadStatus.INTERRUPTED and fingerprint(found.pending) == answered)
+        if moved:
+            break
+        await asyncio.sleep(0.1)
+    return await decided_by(console, thread_id)
+
+
 async def decide(request: Request, console: Console, who: Principal) -> Response:
     form = request.state.form
     thread_id = form.get("thread_id", "")
@@ -147,7 +168,7 @@ async def decide(request: Request, console: Console, who: Principal) -> Response
     try:
         outcome = await session.resume(thread_id, value, lambda *_: None)
     except AccordError as exc:
-        by = await decided_by(console, thread_id)
+        by = await winner(console, thread_id, row["fingerprint"])
         await console.log(who, "decide", thread_id, False, f"{exc}; decided by {by}")
         return page(request, "lost.html", 409, thread_id=thread_id, by=by, who=who.user,
                     error=str(exc))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -49,8 +48,8 @@ class Console:
         self.graph_ref = graph_ref
         self.store = ConsoleStore(url)
         self._signer: Signer | None = None
-        self._session: Session | None = None
-        self._stack = AsyncExitStack()
+        self._holder: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[Session] | None = None
         self._opening = asyncio.Lock()
 
     async def signer(self) -> Signer:
@@ -59,16 +58,32 @@ class Console:
         return self._signer
 
     async def session(self) -> Session:
+        """The engine session, held open by a task of the server's loop: when the loop ends,
+        the task is cancelled and the saver closed inside it."""
         async with self._opening:
-            if self._session is None:
-                self._session = await self._stack.enter_async_context(
-                    Session.open(self.url, graph_ref=self.graph_ref))
-        return self._session
+            if self._holder is None:
+                ready: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+                self._holder = asyncio.create_task(self._hold(ready), name="accord-console")
+                self._ready = ready
+        return await asyncio.shield(self._ready)
+
+    async def _hold(self, ready: asyncio.Future[Session]) -> None:
+        try:
+            async with Session.open(self.url, graph_ref=self.graph_ref) as session:
+                ready.set_result(session)
+                await asyncio.Event().wait()
+        except Exception as exc:  # noqa: BLE001 - the next request sees it and tries again
+            if not ready.done():
+                ready.set_exception(exc)
+            self._holder = None
+        finally:
+            await asyncio.to_thread(self.store.close)
 
     async def close(self) -> None:
-        await self._stack.aclose()
-        self._session = None
-        self.store.close()
+        if self._holder is not None:
+            self._holder.cancel()
+            await asyncio.gather(self._holder, return_exceptions=True)
+            self._holder = None
 
     async def log(self, who: Principal | None, action: str, target: str | None, allowed: bool,
                   note: str | None = None) -> None:
