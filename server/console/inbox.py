@@ -164,6 +164,7 @@ async def decide(request: Request, console: Console, who: Principal) -> Response
     except (KeyError, ValueError) as exc:
         return Response(f"bad form: {exc}", status_code=400, media_type="text/plain")
     value = {"decisions": decisions, "by": who.user.name}
+    session = await console.warm(record.graph)
     note = form.get("message") or None
     try:
         outcome = await session.resume(thread_id, value, lambda *_: None)

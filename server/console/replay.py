@@ -3,6 +3,7 @@ transitions highlighted."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 from typing import Any
@@ -79,12 +80,15 @@ def timeline(events: list[AuditEvent]) -> list[dict[str, Any]]:
 async def thread_page(request: Request, console: Console, who: Principal) -> Response:
     thread_id = request.path_params["thread_id"]
     session = await console.session()
+    found = await session.record(thread_id)
+    await console.warm(found.graph if found is not None else None)
     try:
         outcome, _snapshot, history, audit = await session.show(thread_id)
     except ThreadNotFound as exc:
         return page(request, "missing.html", 404, message=str(exc), who=who.user)
-    graph = session.graph(outcome.graph)
-    drawing = highlighted(graph.get_graph().draw_mermaid(), visited_edges(audit))
+    graph = await asyncio.to_thread(session.graph, outcome.graph)
+    drawn = await asyncio.to_thread(lambda: graph.get_graph().draw_mermaid())
+    drawing = highlighted(drawn, visited_edges(audit))
     feedback = [f for f in await _feedback(console) if f["thread_id"] == thread_id]
     return page(request, "thread.html", outcome=outcome, rows=timeline(audit),
                 mermaid=drawing, checkpoints=len(history), who=who.user,
@@ -92,8 +96,6 @@ async def thread_page(request: Request, console: Console, who: Principal) -> Res
 
 
 async def _feedback(console: Console) -> list[dict[str, Any]]:
-    import asyncio
-
     return await asyncio.to_thread(console.store.feedback)
 
 

@@ -67,6 +67,14 @@ class Console:
                 self._ready = ready
         return await asyncio.shield(self._ready)
 
+    async def warm(self, graph: str | None) -> Session:
+        """The session with ``graph`` loaded and compiled off the event loop (loading a graph
+        reads files; ``langgraph dev`` refuses blocking calls on its loop)."""
+        session = await self.session()
+        if graph:
+            await asyncio.to_thread(session.graph, graph)
+        return session
+
     async def _hold(self, ready: asyncio.Future[Session]) -> None:
         try:
             async with Session.open(self.url, graph_ref=self.graph_ref) as session:
@@ -142,7 +150,12 @@ def guarded(console: Console, role: Role, action: str | None = None) -> Callable
                 target = request.path_params.get("thread_id") or request.url.path
                 await console.log(who, action or request.url.path, target, False, str(exc))
                 return Response(str(exc), status_code=403, media_type="text/plain")
-            return await handler(request, console, who)
+            try:
+                return await handler(request, console, who)
+            except Exception:
+                logger.exception("console: %s %s failed", request.method, request.url.path)
+                return Response("internal error (see the server's log)", status_code=500,
+                                media_type="text/plain")
 
         return endpoint
 
