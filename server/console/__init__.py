@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import secrets
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -24,25 +25,42 @@ from accord.server.console.replay import thread_page
 from accord.server.console.store import ConsoleStore, Role
 from accord.server.console.web import HERE, Console, FormTooLarge, guarded, page, read_form
 
+PRE_COOKIE = "accord_console_signin"
+"""The sign-in form's CSRF cookie (before there is a session)."""
+
 
 def _signin_routes(console: Console) -> list[Route]:
+    def signin_page(request: Request, status: int = 200, error: str | None = None) -> Response:
+        # double-submit: the form echoes a random cookie, which another site cannot read
+        token = secrets.token_urlsafe(24)
+        response = page(request, "signin.html", status, error=error, csrf=token)
+        response.set_cookie(PRE_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                            path="/console")
+        return response
+
     async def form(request: Request) -> Response:
-        return page(request, "signin.html", error=None)
+        return signin_page(request)
 
     async def submit(request: Request) -> Response:
         try:
             data = await read_form(request, 8 * 1024)
         except FormTooLarge:
             return Response("form too large", status_code=413, media_type="text/plain")
+        given, expected = data.get("csrf", ""), request.cookies.get(PRE_COOKIE, "")
+        if not expected or not hmac.compare_digest(given, expected):
+            await console.log(None, "signin", data.get("name"), False, "CSRF token mismatch")
+            return Response("the form's CSRF token is missing or wrong; reload the page",
+                            status_code=403, media_type="text/plain")
         user = await asyncio.to_thread(console.store.authenticate, data.get("name", ""),
                                        data.get("password", ""))
         if user is None:
             await console.log(None, "signin", data.get("name"), False, "wrong name or password")
-            return page(request, "signin.html", 401, error="wrong name or password")
+            return signin_page(request, 401, "wrong name or password")
         signer = await console.signer()
         response = RedirectResponse(request.url_for("console:inbox"), 303)
         response.set_cookie(COOKIE, signer.session(user), max_age=SESSION_SECONDS,
                             httponly=True, samesite="strict", path="/console")
+        response.delete_cookie(PRE_COOKIE, path="/console")
         return response
 
     async def signout(request: Request) -> Response:

@@ -115,6 +115,7 @@ async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, 
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("csrf", getattr(request.state, "csrf", ""))
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 

@@ -32,9 +32,15 @@ def start_refund(db_url: str, thread_id: str) -> None:
     assert asyncio.run(go()) == ThreadStatus.INTERRUPTED
 
 
+def sign_in(client: httpx.Client, name: str, password: str = PASSWORD) -> httpx.Response:
+    form = client.get("/signin").text
+    csrf = re.search(r'name="csrf" value="([^"]*)"', form)[1]
+    return client.post("/signin", data={"name": name, "password": password, "csrf": csrf})
+
+
 def signed_in(base: str, name: str) -> httpx.Client:
     client = httpx.Client(base_url=base, timeout=60)
-    reply = client.post("/signin", data={"name": name, "password": PASSWORD})
+    reply = sign_in(client, name)
     assert reply.status_code == 303, reply.text
     return client
 
@@ -58,8 +64,11 @@ def record(db_url: str, thread_id: str):
 
 def test_sign_in_forged_expired_and_token(console_server) -> None:
     base = console_server.url
-    assert httpx.post(f"{base}/signin", data={"name": "alice", "password": "nope"}
-                      ).status_code == 401
+    with httpx.Client(base_url=base) as anon:
+        assert sign_in(anon, "alice", "nope").status_code == 401
+        # the sign-in form is CSRF-checked too (double-submit cookie)
+        assert anon.post("/signin", data={"name": "alice", "password": PASSWORD,
+                                          "csrf": "guess"}).status_code == 403
     assert httpx.get(f"{base}/inbox").status_code == 401
     html = httpx.get(f"{base}/inbox", headers={"accept": "text/html"})
     assert html.status_code == 303 and html.headers["location"].endswith("/console/signin")

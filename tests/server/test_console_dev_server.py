@@ -28,7 +28,9 @@ async def test_langgraph_dev_serves_the_console(serve, tmp_path: Path) -> None:
             await client.runs.wait(thread, "support", input={"messages": [
                 {"role": "user", "content": REQUEST}]})
             async with httpx.AsyncClient(base_url=f"{server.url}/console", timeout=60) as web:
-                signed = await web.post("/signin", data={"name": "alice",
+                form = (await web.get("/signin")).text
+                csrf = re.search(r'name="csrf" value="([^"]*)"', form)[1]
+                signed = await web.post("/signin", data={"name": "alice", "csrf": csrf,
                                                          "password": "password-1"})
                 assert signed.status_code == 303, server.log_tail()
                 inbox = (await web.get("/inbox")).text
