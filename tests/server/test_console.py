@@ -223,3 +223,43 @@ def test_cli_adds_a_user(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _support_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ACCORD_SUPPORT_DB", str(tmp_path / "support.db"))
+
+
+def test_dead_letter_retry_needs_an_admin_and_a_reason(console_server) -> None:
+    adam, alice = signed_in(console_server.url, "adam"), signed_in(console_server.url, "alice")
+
+    def csrf(client: httpx.Client) -> str:
+        return re.search(r'name="csrf" value="([^"]*)"', client.get("/letters").text)[1]
+
+    form = {"letter_id": "dl-0000000000000000", "reason": "provider is back"}
+    assert alice.post("/letters/retry", data={**form, "csrf": csrf(alice)}).status_code == 403
+    assert adam.post("/letters/retry", data={**form, "csrf": csrf(adam), "reason": ""}
+                     ).status_code == 400
+    unknown = adam.post("/letters/retry", data={**form, "csrf": csrf(adam)})
+    assert unknown.status_code == 409 and "dl-0000000000000000" in unknown.text
+    store = ConsoleStore(console_server.db_url)
+    tried = [(e["user"], e["allowed"]) for e in store.entries("dl-0000000000000000")]
+    store.close()
+    assert tried == [("adam", 0)]
+    assert ("alice", 0) in [(e["user"], e["allowed"]) for e in ConsoleStore(
+        console_server.db_url).entries() if e["action"] == "dlq:retry"]
+
+
+def test_health_figures_from_agent_runs() -> None:
+    from accord.records import AuditEvent
+    from accord.server.console.health import collect, sparkline
+
+    def run(at: str, outcome: str, version: str = "1.0.0") -> AuditEvent:
+        return AuditEvent(kind=AuditKind.AGENT_RUN, at=at, agent="billing", version=version,
+                          outcome=outcome)
+
+    start = AuditEvent(kind=AuditKind.ROUTE, at="2026-01-01T00:00:00.000+00:00")
+    log = [start, run("2026-01-01T00:00:01.000+00:00", "ok"),
+           run("2026-01-01T00:00:04.000+00:00", "failed"),
+           run("2026-01-01T00:00:05.000+00:00", "ok", "2.0.0")]
+    rows = collect([log])
+    old, new = rows[("billing", "1.0.0")], rows[("billing", "2.0.0")]
+    assert (old.runs, old.errors, old.error_rate) == (2, 1, 0.5)
+    assert (old.percentile(0.5), old.percentile(0.95)) == (1.0, 3.0)
+    assert (new.runs, new.latencies) == (1, [1.0])
+    assert sparkline(old.latencies).count("<rect") == 2 and sparkline([]) == ""
