@@ -281,6 +281,7 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
 def main() -> None:
     from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, serve, history, replay, fork, prune, usage)
         chaos,
+        console,
         dlq,
         governance,
         health,

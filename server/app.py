@@ -140,7 +140,9 @@ def build_app(url: str | None = None, *, refresh: float | None = None, runs: boo
                 task.cancel()
                 untrack(pending)
 
-    routes = [Route("/metrics", metrics_endpoint, methods=["GET"])]
+    from accord.server.console import console_routes
+
+    routes = [Route("/metrics", metrics_endpoint, methods=["GET"]), *console_routes(url)]
     return Starlette(routes=routes + (api.routes() if api is not None else []),
                      lifespan=lifespan)
 

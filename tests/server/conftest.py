@@ -155,3 +155,51 @@ def _stop(proc: subprocess.Popen) -> None:
 def serve():
     """`serve(workdir, env)`: a context manager running `langgraph dev` (see `dev_server`)."""
     return dev_server
+
+
+@dataclass
+class ConsoleServer:
+    """accord's app (``build_app``: /metrics and /console) served by uvicorn in this process."""
+
+    url: str
+    """Base URL of the console, ``http://127.0.0.1:<port>/console``."""
+    db_url: str
+    """The database the app (and the tests' runs) use."""
+
+
+CONSOLE_USERS = {"alice": "approver", "bob": "approver", "vera": "viewer", "adam": "admin"}
+CONSOLE_PASSWORD = "password-1"
+
+
+@pytest.fixture
+def console_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ConsoleServer]:
+    """A console on a fresh SQLite database and support data, with one user per role."""
+    import threading
+
+    import uvicorn
+
+    from accord.server.app import build_app
+    from accord.server.auth import Role
+    from accord.server.console.store import ConsoleStore
+
+    monkeypatch.setenv("ACCORD_SUPPORT_DB", str(tmp_path / "support.db"))
+    monkeypatch.delenv("ACCORD_CONSOLE_SECRET", raising=False)
+    db_url = f"sqlite:///{tmp_path}/accord.db"
+    store = ConsoleStore(db_url)
+    for name, role in CONSOLE_USERS.items():
+        store.add_user(name, Role.named(role), CONSOLE_PASSWORD)
+    store.close()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(db_url, refresh=3600), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="console-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield ConsoleServer(f"http://127.0.0.1:{port}/console", db_url)
+    finally:
+        server.should_exit = True
+        thread.join(STOP_TIMEOUT)
