@@ -97,6 +97,8 @@ class AuditKind(StrEnum):
     """A cost budget could not pay for a call; the agent fell back, or the task stopped."""
     BUDGET_DOWNGRADE = "budget_downgrade"
     """A budget could not pay for the agent's model; the call went to a smaller tier."""
+    AGENT_FLAGGED = "agent_flagged"
+    """An agent crossed an alert threshold (``accord.observability.alerts``)."""
 
 
 class AuditEvent(BaseModel):

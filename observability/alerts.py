@@ -1,0 +1,387 @@
+"""Rogue-agent alerts: an agent that fails, trips guards, gets rejected or spends too much.
+
+Per agent, over a sliding window of the audit events its runs commit (fed from
+``accord.observability.events``, so every entry point counts), an :class:`AgentMonitor` keeps:
+
+- the error rate: ``agent_run`` events whose outcome is ``failed`` or ``fallback``, of all its
+  ``agent_run`` events (calls skipped because the agent is switched off do not count);
+- guardrail trips: ``guardrail``, ``permission_denied``, ``write_rejected``, ``rate_limited``
+  and ``budget_exhausted`` events of the agent;
+- the rejection rate: reviewers' ``reject`` decisions of all decisions on its actions;
+- tokens (``agent_run``'s tokens) over the window, and USD spent today (``accord_usage``).
+
+Crossing a threshold flags the agent: a WARNING line (``event=agent_flagged``), an
+``agent_flagged`` audit event in the thread whose event crossed it, the gauge
+``accord_agent_flagged{agent}`` at 1, a notification, and with ``disable`` the agent's feature
+flag switched off in the database (``accord.agents.releases``, changed by ``accord.alerts``), so
+every process routes its next request to the agent's fallback. The window restarts when an agent
+is flagged; the gauge returns to 0 when the agent runs fine again (after ``accord flags set
+AGENT on``). Windows are per process: each process judges what it ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client import REGISTRY, Gauge
+
+from accord.errors import AccordError
+from accord.observability.notify import Notice, NoticeKind, notify
+from accord.records import AuditKind, audit_event
+
+logger = logging.getLogger("accord.alerts")
+
+FLAGGED_BY = "accord.alerts"
+"""Who the release change log names when an alert switches an agent off."""
+TRIPS = frozenset({AuditKind.GUARDRAIL, AuditKind.PERMISSION_DENIED, AuditKind.WRITE_REJECTED,
+                   AuditKind.RATE_LIMITED, AuditKind.BUDGET_EXHAUSTED})
+"""Audit events that count as a guardrail trip of their agent."""
+_FAILED = ("failed", "fallback")
+_DISABLED = "disabled"
+_HUMAN = "human"
+_TASKS_KEPT = 10_000
+
+
+class AlertConfigError(AccordError):
+    """An alert threshold is invalid (not a number, a rate outside 0..1, an unreadable file)."""
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """When an agent is flagged (None: that check is off; all are off by default)."""
+
+    window_seconds: float = 600.0
+    """The sliding window the counts cover (``ACCORD_ALERT_WINDOW``)."""
+    min_runs: int = 5
+    """Runs of the agent in the window before its error rate counts (``ACCORD_ALERT_MIN_RUNS``)."""
+    error_rate: float | None = None
+    """Failed share of the agent's runs, 0..1 (``ACCORD_ALERT_ERROR_RATE``)."""
+    guardrail_trips: int | None = None
+    """Guardrail trips of the agent in the window (``ACCORD_ALERT_GUARDRAIL_TRIPS``)."""
+    rejection_rate: float | None = None
+    """Rejected share of reviewers' decisions on its actions, 0..1
+    (``ACCORD_ALERT_REJECTION_RATE``)."""
+    min_decisions: int = 3
+    """Decisions in the window before the rejection rate counts (``ACCORD_ALERT_MIN_DECISIONS``)."""
+    tokens: int | None = None
+    """Tokens the agent used in the window (``ACCORD_ALERT_TOKENS``)."""
+    cost: float | None = None
+    """USD the agent spent today, from ``accord_usage`` (``ACCORD_ALERT_COST``)."""
+    disable: bool = False
+    """Switch a flagged agent off (its fallback answers) (``ACCORD_ALERT_DISABLE``)."""
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "rejection_rate"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise AlertConfigError(f"alert {name} {value!r} is not a share between 0 and 1")
+        if self.window_seconds <= 0 or self.min_runs < 1 or self.min_decisions < 1:
+            raise AlertConfigError("alert window, min_runs and min_decisions must be positive")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any check is on."""
+        return any(v is not None for v in (self.error_rate, self.guardrail_trips,
+                                           self.rejection_rate, self.tokens, self.cost))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> AlertThresholds:
+        """Thresholds from a mapping of field names (a YAML file's ``alerts`` section)."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise AlertConfigError(f"unknown alert setting(s): {', '.join(unknown)}")
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            out[name] = _parse(name, value, cls.__dataclass_fields__[name].default)
+        return cls(**out)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> AlertThresholds:
+        """Thresholds from a YAML file (top level or under ``alerts:``)."""
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise AlertConfigError(f"cannot read alert settings {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise AlertConfigError(f"alert settings {path} are not a mapping")
+        return cls.from_mapping(data.get("alerts", data))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AlertThresholds:
+        """``ACCORD_ALERTS_FILE`` (YAML), then each ``ACCORD_ALERT_*`` variable over it."""
+        env = os.environ if env is None else env
+        base = cls.from_yaml(env["ACCORD_ALERTS_FILE"]) if env.get("ACCORD_ALERTS_FILE") else cls()
+        values = {f.name: getattr(base, f.name) for f in fields(cls)}
+        names = {"window_seconds": "WINDOW"}
+        for f in fields(cls):
+            raw = env.get(f"ACCORD_ALERT_{names.get(f.name, f.name.upper())}")
+            if raw not in (None, ""):
+                values[f.name] = raw
+        return cls.from_mapping(values)
+
+
+def _parse(name: str, value: Any, default: Any) -> Any:
+    if value is None or not isinstance(value, str):
+        if name == "disable":
+            return bool(value)
+        return value
+    try:
+        if name == "disable":
+            if value.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true", "yes", "on")
+        if value.lower() in ("", "off", "none"):
+            return None
+        return int(value) if name in ("min_runs", "min_decisions", "guardrail_trips",
+                                      "tokens") else float(value)
+    except ValueError:
+        raise AlertConfigError(f"alert {name} {value!r} is not a valid value") from None
+
+
+@cache
+def _gauge() -> Gauge:
+    return Gauge("accord_agent_flagged", "1 while an agent is flagged by an alert", ["agent"],
+                 registry=REGISTRY)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """Why an agent was flagged."""
+
+    agent: str
+    """The agent."""
+    check: str
+    """The threshold crossed: ``error_rate``, ``guardrail_trips``, ``rejection_rate``,
+    ``tokens`` or ``cost``."""
+    value: float
+    """What was measured."""
+    threshold: float
+    """The threshold it crossed."""
+    disabled: bool
+    """Whether the agent was switched off."""
+
+    @property
+    def reason(self) -> str:
+        return f"{self.check} {self.value:g} > {self.threshold:g}"
+
+
+class _Window:
+    """One agent's recent events: (time, what, value)."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[float, str, float]] = deque()
+
+    def add(self, at: float, what: str, value: float = 1.0) -> None:
+        self.items.append((at, what, value))
+
+    def trim(self, since: float) -> None:
+        while self.items and self.items[0][0] < since:
+            self.items.popleft()
+
+    def total(self, what: str) -> float:
+        return sum(v for _, w, v in self.items if w == what)
+
+
+class AgentMonitor:
+    """Per-agent windows, judged against :class:`AlertThresholds` as events arrive."""
+
+    def __init__(self, thresholds: AlertThresholds,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.thresholds = thresholds
+        self.clock = clock
+        self.flagged: dict[str, Flag] = {}
+        self._windows: dict[str, _Window] = {}
+        self._tasks: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def observe(self, handle: Any, events: Iterable[dict[str, Any]]) -> list[Flag]:
+        """Count a committed step's ``events``; the agents flagged by them (acted upon)."""
+        crossed: list[tuple[Flag, dict[str, Any]]] = []
+        for event in events:
+            agent = self._agent(handle, event)
+            if agent is None:
+                continue
+            with self._lock:
+                if not self._count(agent, event):
+                    continue
+                flag = self._judge(handle, agent)
+                if flag is not None:
+                    self.flagged[agent] = flag
+                    self._windows.pop(agent, None)
+            if flag is not None:
+                crossed.append((flag, event))
+        for flag, event in crossed:
+            self._act(handle, flag, event)
+        return [flag for flag, _ in crossed]
+
+    def _agent(self, handle: Any, event: dict[str, Any]) -> str | None:
+        kind, agent = event.get("kind"), event.get("agent")
+        task = (str(handle.spec.thread_id), str(event.get("task_id")))
+        if kind == AuditKind.AGENT_RUN and agent:
+            with self._lock:
+                self._tasks[task] = str(agent)
+                self._tasks.move_to_end(task)
+                while len(self._tasks) > _TASKS_KEPT:
+                    self._tasks.popitem(last=False)
+        if kind == AuditKind.HUMAN_DECISION and agent in (None, _HUMAN):
+            if agent == _HUMAN or self.thresholds.rejection_rate is None:
+                return None
+            return self._tasks.get(task) or _proposer(handle, event)
+        return str(agent) if agent else None
+
+    def _count(self, agent: str, event: dict[str, Any]) -> bool:
+        """Add ``event`` to the agent's window; False when it says nothing to judge."""
+        kind, now = event.get("kind"), self.clock()
+        window = self._windows.setdefault(agent, _Window())
+        if kind == AuditKind.AGENT_RUN:
+            outcome = event.get("outcome")
+            if outcome == _DISABLED:
+                return False
+            if agent in self.flagged and outcome not in _FAILED:
+                del self.flagged[agent]  # switched on again and answering: the flag is lifted
+                _gauge().labels(agent).set(0)
+                logger.info("agent %s runs fine again: no longer flagged", agent,
+                            extra={"event": "agent_unflagged", "agent": agent})
+            window.add(now, "run")
+            window.add(now, "failed", float(outcome in _FAILED))
+            window.add(now, "tokens", float(event.get("tokens") or 0))
+        elif kind in TRIPS:
+            window.add(now, "trip")
+        elif kind == AuditKind.HUMAN_DECISION:
+            window.add(now, "decision")
+            window.add(now, "rejected", float(event.get("decision") == "reject"))
+        else:
+            return False
+        window.trim(now - self.thresholds.window_seconds)
+        return agent not in self.flagged
+
+    def _judge(self, handle: Any, agent: str) -> Flag | None:
+        t, window = self.thresholds, self._windows[agent]
+        runs, decisions = window.total("run"), window.total("decision")
+        checks: list[tuple[str, float | None, Callable[[], float | None]]] = [
+            ("error_rate", t.error_rate,
+             lambda: window.total("failed") / runs if runs >= t.min_runs else None),
+            ("guardrail_trips", t.guardrail_trips, lambda: window.total("trip")),
+            ("rejection_rate", t.rejection_rate,
+             lambda: (window.total("rejected") / decisions
+                      if decisions >= t.min_decisions else None)),
+            ("tokens", t.tokens, lambda: window.total("tokens")),
+            ("cost", t.cost, lambda: _spent(handle, agent)),
+        ]
+        for check, threshold, measure in checks:
+            if threshold is None:
+                continue
+            value = measure()
+            if value is not None and value > threshold:
+                return Flag(agent, check, round(value, 6), threshold, t.disable)
+        return None
+
+    def _act(self, handle: Any, flag: Flag, event: dict[str, Any]) -> None:
+        thread_id = str(handle.spec.thread_id)
+        _gauge().labels(flag.agent).set(1)
+        logger.warning("agent %s flagged: %s", flag.agent, flag.reason, extra={
+            "event": "agent_flagged", "agent": flag.agent, "check": flag.check,
+            "value": flag.value, "threshold": flag.threshold, "thread_id": thread_id})
+        saver = getattr(handle, "saver", None)
+        if flag.disabled and saver is not None:
+            try:
+                from accord.agents.releases import releases_for
+
+                releases_for(saver).change(flag.agent, FLAGGED_BY, lambda r: r.model_copy(
+                    update={"enabled": False}))
+            except Exception:  # noqa: BLE001 - flagging must not fail the run
+                logger.warning("could not switch off flagged agent %s", flag.agent,
+                               exc_info=True)
+        try:
+            if saver is not None:
+                saver.record_refusal(thread_id, audit_event(
+                    AuditKind.AGENT_FLAGGED, node=event.get("node"), agent=flag.agent,
+                    task_id=event.get("task_id"), check=flag.check, value=flag.value,
+                    threshold=flag.threshold, disabled=flag.disabled))
+        except Exception:  # noqa: BLE001
+            logger.warning("could not record the flag of agent %s", flag.agent, exc_info=True)
+        then = "switched off: its fallback answers from the next request" if flag.disabled \
+            else "still enabled"
+        notify(Notice(NoticeKind.AGENT_FLAGGED, f"Agent {flag.agent} flagged: {flag.check}",
+                      f"{flag.reason} over the last {self.thresholds.window_seconds:g}s; "
+                      f"{then}.", thread_id=thread_id,
+                      fields=(("agent", flag.agent), ("graph", str(handle.spec.graph or "")),
+                              ("thread", thread_id))))
+
+
+def _proposer(handle: Any, event: dict[str, Any]) -> str | None:
+    """The agent whose action a reviewer decided (another process ran it): from the audit."""
+    saver, task_id = getattr(handle, "saver", None), event.get("task_id")
+    if saver is None or not hasattr(saver, "audit_log"):
+        return None
+    try:
+        runs = [e for e in saver.audit_log(handle.spec.thread_id)
+                if e.kind is AuditKind.AGENT_RUN and (task_id is None or e.task_id == task_id)]
+    except Exception:  # noqa: BLE001
+        return None
+    return runs[-1].agent if runs else None
+
+
+def _spent(handle: Any, agent: str) -> float | None:
+    saver = getattr(handle, "saver", None)
+    if saver is None:
+        return None
+    from accord.guardrails.limits import Scope
+    from accord.guardrails.usage import usage_for
+
+    try:
+        return usage_for(saver).spent(Scope.AGENT, agent)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not read the usage of agent %s", agent, exc_info=True)
+        return None
+
+
+_lock = threading.Lock()
+_monitor: AgentMonitor | None = None
+_loaded = False
+
+
+def configure_alerts(thresholds: AlertThresholds | None) -> AgentMonitor | None:
+    """Judge agents against ``thresholds`` from now on (None: no alerts)."""
+    global _monitor, _loaded
+    with _lock:
+        _monitor = AgentMonitor(thresholds) if thresholds and thresholds.enabled else None
+        _loaded = True
+        return _monitor
+
+
+def monitor() -> AgentMonitor | None:
+    """The process's monitor: configured by :func:`configure_alerts`, else by the environment."""
+    global _monitor, _loaded
+    if not _loaded:
+        thresholds = AlertThresholds.from_env()
+        with _lock:
+            if not _loaded:
+                _monitor = AgentMonitor(thresholds) if thresholds.enabled else None
+                _loaded = True
+    return _monitor
+
+
+def observe(handle: Any, events: Iterable[dict[str, Any]]) -> None:
+    """Count committed events when alerts are configured; never raises."""
+    try:
+        found = monitor()
+        if found is not None:
+            found.observe(handle, events)
+    except Exception:  # noqa: BLE001 - alerts must not fail a write that succeeded
+        logger.warning("could not judge agents on committed events", exc_info=True)
+
+
+__all__ = ["AgentMonitor", "AlertConfigError", "AlertThresholds", "Flag", "configure_alerts",
+           "monitor", "observe"]
