@@ -14,9 +14,10 @@ Crossing a threshold flags the agent: a WARNING line (``event=agent_flagged``), 
 ``agent_flagged`` audit event in the thread whose event crossed it, the gauge
 ``accord_agent_flagged{agent}`` at 1, a notification, and with ``disable`` the agent's feature
 flag switched off in the database (``accord.agents.releases``, changed by ``accord.alerts``), so
-every process routes its next request to the agent's fallback. The window restarts when an agent
-is flagged; the gauge returns to 0 when the agent runs fine again (after ``accord flags set
-AGENT on``). Windows are per process: each process judges what it ran.
+every process routes its next request to the agent's fallback. A flagged agent is told once;
+its flag is lifted when its window falls below every threshold again, or, for an agent switched
+off, when it runs again (``accord flags set AGENT on``: its window starts afresh). Windows are per process: each process judges what it ran; the
+switch itself is in the database, for every process.
 """
 
 from __future__ import annotations
@@ -216,9 +217,14 @@ class AgentMonitor:
                 if not self._count(agent, event):
                     continue
                 flag = self._judge(handle, agent)
+                if agent in self.flagged:
+                    if flag is None:
+                        self._lift(agent, "its window is below every threshold again")
+                    continue
                 if flag is not None:
                     self.flagged[agent] = flag
-                    self._windows.pop(agent, None)
+                    if flag.disabled:
+                        self._windows.pop(agent, None)
             if flag is not None:
                 crossed.append((flag, event))
         for flag, event in crossed:
@@ -248,11 +254,10 @@ class AgentMonitor:
             outcome = event.get("outcome")
             if outcome == _DISABLED:
                 return False
-            if agent in self.flagged and outcome not in _FAILED:
-                del self.flagged[agent]  # switched on again and answering: the flag is lifted
-                _gauge().labels(agent).set(0)
-                logger.info("agent %s runs fine again: no longer flagged", agent,
-                            extra={"event": "agent_unflagged", "agent": agent})
+            flag = self.flagged.get(agent)
+            if flag is not None and flag.disabled:  # a person switched it on again
+                self._lift(agent, "switched on again")
+                window = self._windows[agent] = _Window()
             window.add(now, "run")
             window.add(now, "failed", float(outcome in _FAILED))
             window.add(now, "tokens", float(event.get("tokens") or 0))
@@ -264,7 +269,13 @@ class AgentMonitor:
         else:
             return False
         window.trim(now - self.thresholds.window_seconds)
-        return agent not in self.flagged
+        return True
+
+    def _lift(self, agent: str, why: str) -> None:
+        self.flagged.pop(agent, None)
+        _gauge().labels(agent).set(0)
+        logger.info("agent %s no longer flagged: %s", agent, why,
+                    extra={"event": "agent_unflagged", "agent": agent})
 
     def _judge(self, handle: Any, agent: str) -> Flag | None:
         t, window = self.thresholds, self._windows[agent]
