@@ -52,7 +52,7 @@ from accord.checkpoints.runs import (
 )
 from accord.checkpoints.threads import SaverThreads, utc_now
 from accord.errors import AccordError
-from accord.observability.events import events_committed
+from accord.observability.events import events_committed, run_ended
 from accord.records import AuditKind, ThreadStatus, audit_event
 
 T = TypeVar("T")
@@ -221,6 +221,7 @@ class AccordSaver(LedgerAccess, AuditAccess):
                 failed = end.status is ThreadStatus.FAILED
                 failed_at = self._failed_node(handle) if failed else None
                 letter = failure_fields(handle, error, end.error or "", failed_at) if failed else None
+                written: list[dict[str, Any]] = []
 
                 def finish(cur: Any, now: datetime) -> None:
                     if not self.dialect.finish(cur, handle.thread_id, handle.epoch, end.status,
@@ -237,10 +238,12 @@ class AccordSaver(LedgerAccess, AuditAccess):
                                         letter=stored.id, reason=stored.reason.value,
                                         error=stored.error),
                         ]
+                        written[:] = events
                         self.dialect.insert_events(cur, handle.thread_id,
                                                    [(handle.head, e) for e in events])
 
                 self._flush(handle, finish, final=True)
+                run_ended(handle, end, written)
                 return end
             finally:
                 self._release(handle)

@@ -6,7 +6,11 @@
 - ``traces``: accord's tracer (OTLP, console or none by ``ACCORD_OTEL_EXPORTER``), W3C context;
 - ``metrics``: the Prometheus families (``accord_*``) and the pending-approvals collector;
 - ``runs``, ``steps``, ``calls``, ``events``: what the engine, the nodes, LangChain's callbacks
-  and accord's saver call to observe a run.
+  and accord's saver call to observe a run;
+- ``notify``, ``notices``: notifications (Slack-compatible webhook, SMTP email) of approval
+  waits, dead letters and flagged agents, sent in the background;
+- ``alerts``, ``thresholds``: rogue-agent alerts (error rate, guardrail trips, rejections,
+  tokens, cost per agent over a sliding window), which may switch an agent off.
 """
 
 from accord.observability.context import ContextFilter, bound, current, line_fields

@@ -53,9 +53,11 @@ def events_committed(handle: Any, events: Iterable[tuple[Any, dict[str, Any]]],
         base = {"thread_id": spec.thread_id, "run_id": spec.run_id, "graph": spec.graph,
                 "trace_id": _trace_id(spec.trace)}
         since = getattr(handle.previous, "updated_at", None)
+        fresh: list[dict[str, Any]] = []
         for _, event in events:
             if since is not None and _before(event, since):
                 continue  # an earlier run's event, still in the request's audit window
+            fresh.append(event)
             kind = event.get("kind")
             if kind == AuditKind.ROUTE.value:
                 m.routes.labels(str(event.get("tier")), str(event.get("target"))).inc()
@@ -73,8 +75,30 @@ def events_committed(handle: Any, events: Iterable[tuple[Any, dict[str, Any]]],
                 logger.debug("audit %s", kind, extra={
                     **base, "event": "audit", "audit_kind": kind, "node": event.get("node"),
                     "agent": event.get("agent"), "task_id": event.get("task_id")})
+        _react(handle, fresh)
     except Exception:  # noqa: BLE001
         logger.warning("could not observe committed audit events", exc_info=True)
 
 
-__all__ = ["events_committed"]
+def _react(handle: Any, events: list[dict[str, Any]]) -> None:
+    """Alerts and notifications of committed events (each never raises)."""
+    from accord.observability import alerts, notices
+
+    if events:
+        alerts.observe(handle, events)
+        notices.committed(handle, events)
+
+
+def run_ended(handle: Any, end: Any, events: Iterable[dict[str, Any]] = ()) -> None:
+    """accord's saver recorded how a run ended (``RunEnd``), with the audit events written
+    with that record (a failed run's ``run_failed`` and ``dead_lettered``); never raises."""
+    try:
+        from accord.observability import notices
+
+        _react(handle, list(events))
+        notices.ended(handle, end)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not observe the end of a run", exc_info=True)
+
+
+__all__ = ["events_committed", "run_ended"]

@@ -99,6 +99,8 @@ class AuditKind(StrEnum):
     """A budget could not pay for the agent's model; the call went to a smaller tier."""
     CACHE_HIT = "cache_hit"
     """An LLM agent's model call was answered from the request cache; no model was called."""
+    AGENT_FLAGGED = "agent_flagged"
+    """An agent crossed an alert threshold (``accord.observability.alerts``)."""
 
 
 class AuditEvent(BaseModel):

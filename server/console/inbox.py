@@ -85,8 +85,13 @@ async def pending_items(console: Console) -> list[dict[str, Any]]:
 
 
 async def inbox(request: Request, console: Console, who: Principal) -> Response:
-    return page(request, "inbox.html", items=await pending_items(console), who=who.user,
-                csrf=request.state.csrf)
+    """Every pending approval; ``/console/inbox/{thread_id}`` (a notification's link) shows
+    that thread's alone."""
+    items = await pending_items(console)
+    thread_id = request.path_params.get("thread_id")
+    if thread_id is not None:
+        items = [item for item in items if item.get("thread_id") == thread_id]
+    return page(request, "inbox.html", items=items, who=who.user, csrf=request.state.csrf)
 
 
 def _value(text: str, kind: str) -> Any:

@@ -263,3 +263,15 @@ def test_health_figures_from_agent_runs() -> None:
     assert (old.percentile(0.5), old.percentile(0.95)) == (1.0, 3.0)
     assert (new.runs, new.latencies) == (1, [1.0])
     assert sparkline(old.latencies).count("<rect") == 2 and sparkline([]) == ""
+
+
+def test_a_notifications_link_opens_that_threads_inbox_item(console_server) -> None:
+    start_refund(console_server.db_url, "t-link-1")
+    start_refund(console_server.db_url, "t-link-2")
+    client = signed_in(console_server.url, "alice")
+    everything = client.get("/inbox").text
+    assert "t-link-1" in everything and "t-link-2" in everything
+    one = client.get("/inbox/t-link-2")
+    assert one.status_code == 200
+    assert "t-link-2" in one.text and "t-link-1" not in one.text
+    assert 'name="fingerprint"' in one.text  # answerable from there
