@@ -278,7 +278,7 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
 
 
 def main() -> None:
-    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, history, replay, fork, prune, usage)
+    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, history, replay, fork, prune, usage, worker)
         chaos,
         dlq,
         governance,
@@ -286,6 +286,7 @@ def main() -> None:
         metrics,
         timetravel,
         usage,
+        worker,
     )
 
     try:
