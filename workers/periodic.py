@@ -6,6 +6,7 @@ free takes each round, exactly one per round).
   checkpoint, and the tool ledger keeps their side effects to one.
 - ``accord.redrive_stuck``: threads the index shows ``running`` with no update for a while and
   no job holding them get a continue job.
+- ``accord.forget_succeeded``: hourly, succeeded jobs older than a day.
 - ``accord.prune``: hourly, threads idle longer than the retention (``accord prune
   --older-than``) and the queue's finished jobs as old.
 
@@ -28,6 +29,9 @@ from accord.workers.app import CONTINUE_TASK, WorkerSettings
 from accord.workers.jobs import SESSION_KEY
 
 logger = logging.getLogger(__name__)
+
+JOB_HISTORY_HOURS = 24
+"""Hours a succeeded job stays in the queue's table."""
 
 _HELD = ("SELECT count(*) AS n FROM procrastinate_jobs "
          "WHERE lock = %(lock)s AND status IN ('todo', 'doing')")
@@ -98,6 +102,13 @@ def register_periodic(app: App, settings: WorkerSettings) -> None:
     @app.task(name="accord.redrive_stuck", pass_context=True, queue=queue)
     async def stuck_chore(context: JobContext, timestamp: int) -> None:
         await redrive_stuck(context.app, context.additional_context[SESSION_KEY], settings)
+
+    @app.periodic(cron="30 * * * *", periodic_id="history")
+    @app.task(name="accord.forget_succeeded", queue=queue)
+    async def history_chore(timestamp: int) -> None:
+        # the chores alone leave a row per round: succeeded jobs are kept a day (failed ones
+        # stay until pruned); a thread's own record is its audit log
+        await app.job_manager.delete_old_jobs(nb_hours=JOB_HISTORY_HOURS)
 
     if settings.retention:
         @app.periodic(cron="0 * * * *", periodic_id="prune")

@@ -198,3 +198,28 @@ def test_worker_without_schema_or_database_says_so(pg_schema_url, tmp_path, work
     done = subprocess.run([accord_bin, "worker", "--db", "sqlite:///x.db"], cwd=tmp_path,
                           env=worker_env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "need PostgreSQL" in done.stderr
+
+
+def test_sigterm_lets_the_running_job_finish_and_metrics_are_served(
+        queue_url, spawn, worker_env, tmp_path, wait_for):
+    import socket
+    import urllib.request
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    worker = spawn(queue_url, "--metrics-port", str(port))
+    submit(queue_url, graph=GATED, thread_id="term", payload=request(BIG_REFUND))
+    wait_for(lambda: statuses(queue_url, ["term"])["term"] is ThreadStatus.INTERRUPTED,
+             "the approval")
+    submit(queue_url, graph=GATED, thread_id="term", resume=APPROVE)
+    wait_for(lambda: list((tmp_path / "gate").glob("entered-*")), "the refund to start")
+    worker.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: any("stop" in e.get("event", "").lower() for e in worker.events()
+                         if e.get("logger", "").startswith("procrastinate")), "the stop request")
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    assert b'accord_runs_total{graph="' in metrics  # the run before the approval, this process
+    (tmp_path / "gate").joinpath("open").touch()
+    assert worker.process.wait(timeout=60) == 0
+    assert statuses(queue_url, ["term"]) == {"term": ThreadStatus.DONE}
+    assert len(refunds(worker_env)) == 1
