@@ -15,7 +15,7 @@ import pytest
 from accord.checkpoints import open_saver
 from accord.graphs.support import SupportDB
 from accord.records import ThreadStatus
-from accord.workers.errors import AlreadyQueued, BadSubmission
+from accord.workers.errors import AlreadyQueued, BadSubmission, SchemaMissing
 from accord.workers.queue import WorkerQueue
 
 BIG_REFUND = "I was charged twice for INV-1004. Please refund $150."
@@ -187,7 +187,8 @@ def test_stuck_thread_is_driven_again(queue_url, spawn, worker_env, tmp_path, wa
     assert worker.saw("stuck thread stuck driven again")
 
 
-def test_worker_without_schema_or_database_says_so(pg_schema_url, tmp_path, worker_env, accord_bin):
+def test_worker_without_schema_or_database_says_so(pg_schema_url, tmp_path, worker_env, spawn,
+                                                   accord_bin):
     for url, says in ((pg_schema_url, "accord worker --init"),
                       ("postgresql://postgres@127.0.0.1:1/none", "cannot reach database")):
         done = subprocess.run([accord_bin, "worker", "--db", url], cwd=tmp_path, env=worker_env,
@@ -198,6 +199,11 @@ def test_worker_without_schema_or_database_says_so(pg_schema_url, tmp_path, work
     done = subprocess.run([accord_bin, "worker", "--db", "sqlite:///x.db"], cwd=tmp_path,
                           env=worker_env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "need PostgreSQL" in done.stderr
+    with pytest.raises(SchemaMissing):
+        submit(pg_schema_url, graph="support", thread_id="t", payload=request(SMALL))
+    # --init creates the schema, then the worker runs; the queue works from then on
+    spawn(pg_schema_url, "--init")
+    assert submit(pg_schema_url, graph="support", thread_id="t", payload=request(SMALL)) > 0
 
 
 def test_sigterm_lets_the_running_job_finish_and_metrics_are_served(
