@@ -279,7 +279,7 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
 
 
 def main() -> None:
-    from accord.cli import (  # noqa: F401  (registers agents, chaos, dlq, flags, health, metrics-serve, serve, history, replay, fork, prune, usage)
+    from accord.cli import (  # noqa: F401  (registers agents, chaos, console-user, dlq, flags, health, metrics-serve, serve, history, replay, fork, prune, usage, worker)
         chaos,
         console,
         dlq,
@@ -289,6 +289,7 @@ def main() -> None:
         serve,
         timetravel,
         usage,
+        worker,
     )
 
     try:
