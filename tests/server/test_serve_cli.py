@@ -50,12 +50,15 @@ def test_unreachable_database_taken_port_and_missing_queue(tmp_path) -> None:
         line = one_line_failure(["--db", f"sqlite:///{tmp_path}/a.db", "--port", str(port)],
                                 tmp_path)
     assert f"127.0.0.1:{port}" in line and "already in use" in line, line
-    try:
-        import accord.workers.queue  # noqa: F401
-    except ImportError:
-        line = one_line_failure(["--db", f"sqlite:///{tmp_path}/a.db", "--port",
-                                 str(free_port()), "--workers-queue"], tmp_path)
-        assert "worker queue" in line, line
+
+
+def test_a_worker_queue_that_is_not_set_up_is_one_line(tmp_path, pg_schema_url) -> None:
+    line = one_line_failure(["--db", pg_schema_url, "--port", str(free_port()),
+                             "--workers-queue"], tmp_path)
+    assert "accord worker --init" in line, line
+    line = one_line_failure(["--db", f"sqlite:///{tmp_path}/a.db", "--port", str(free_port()),
+                             "--workers-queue"], tmp_path)
+    assert "postgres" in line.lower(), line
 
 
 @pytest.mark.timeout(180)
