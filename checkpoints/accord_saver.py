@@ -40,6 +40,7 @@ from accord.checkpoints.journal import CLAIM_RULES, Claim, ClaimRule
 from accord.checkpoints.keep_latest import check_strategy
 from accord.checkpoints.ledger import LedgerAccess
 from accord.checkpoints.letters import LetterReason, failure_fields, insert_letter
+from accord.checkpoints.outbox import end_event, step_events
 from accord.checkpoints.runs import (
     RUN_KEY,
     PendingPut,
@@ -241,6 +242,11 @@ class AccordSaver(LedgerAccess, AuditAccess):
                         written[:] = events
                         self.dialect.insert_events(cur, handle.thread_id,
                                                    [(handle.head, e) for e in events])
+                    ended = end_event(handle, end.status, end.pending, end.error)
+                    self.dialect.insert_outbox(cur, [  # what others hear of it, with it
+                        *step_events(handle, handle.thread_id,
+                                     [(handle.head, e) for e in written]),
+                        *([ended] if ended is not None else [])])
 
                 self._flush(handle, finish, final=True)
                 run_ended(handle, end, written)
@@ -306,6 +312,7 @@ class AccordSaver(LedgerAccess, AuditAccess):
                 else:
                     self._store(cur, op)
             self.dialect.insert_events(cur, handle.thread_id, events)
+            self.dialect.insert_outbox(cur, step_events(handle, handle.thread_id, events))
             for checkpoint_id, event in events:  # a step's dead letters commit with the step
                 if event.get("kind") == AuditKind.DEAD_LETTERED and isinstance(
                         event.get("letter"), dict):

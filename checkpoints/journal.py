@@ -8,7 +8,8 @@
 - ``accord_ledger``: the tool ledger, each tool result recorded the moment it exists;
 - ``accord_pii_vault``: the real values behind a thread's PII placeholders
   (``accord.guardrails.vault``), kept outside the checkpoints and deleted with the thread;
-- ``accord_dead_letters``: work accord could not finish, kept to retry (``letters.py``).
+- ``accord_dead_letters``: work accord could not finish, kept to retry (``letters.py``);
+- ``accord_outbox``: events for other systems, relayed to a broker (``outbox.py``).
 
 Every function takes an open DB-API cursor inside the caller's transaction; the saver decides
 what goes into one transaction. The SQL is written once with ``%s`` placeholders.
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from accord.checkpoints.letters import SQLITE_DDL as LETTERS_DDL
+from accord.checkpoints.outbox import SQLITE_DDL as OUTBOX_DDL
+from accord.checkpoints.outbox import insert_outbox
 from accord.checkpoints.runs import RunKind
 from accord.checkpoints.threads import ThreadRecord
 from accord.records import AuditEvent, ThreadStatus
@@ -225,6 +228,10 @@ class Dialect:
                 " agent, task_id, event) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (thread_id, event_id) DO NOTHING"), rows)
 
+    def insert_outbox(self, cur: Any, events: list[dict[str, Any]]) -> None:
+        """Outbox rows (``accord.checkpoints.outbox``) in the caller's transaction."""
+        insert_outbox(self, cur, events)
+
     def audit(self, cur: Any, thread_id: str) -> list[AuditEvent]:
         cur.execute(self.sql("SELECT event FROM accord_audit WHERE thread_id = %s ORDER BY seq"),
                     (thread_id,))
@@ -324,7 +331,7 @@ class SqliteDialect(Dialect):
             """
         )
         cur.execute(VAULT_DDL)
-        for ddl in LETTERS_DDL:
+        for ddl in (*LETTERS_DDL, *OUTBOX_DDL):
             cur.execute(ddl)
         for column in ("error TEXT", "head TEXT", "epoch INTEGER NOT NULL DEFAULT 0",
                        "run_id TEXT", "input TEXT", "trace TEXT"):

@@ -9,6 +9,7 @@ from typing import Any
 
 from accord.checkpoints.journal import _COLUMNS, VAULT_DDL, Claim, ClaimRule, Dialect, dumps
 from accord.checkpoints.letters import POSTGRES_DDL as LETTERS_DDL
+from accord.checkpoints.outbox import POSTGRES_DDL as OUTBOX_DDL
 from accord.checkpoints.runs import RunKind
 
 
@@ -57,6 +58,7 @@ class PostgresDialect(Dialect):
             at TIMESTAMPTZ NOT NULL, PRIMARY KEY (thread_id, key))""",
         VAULT_DDL,
         *LETTERS_DDL,
+        *OUTBOX_DDL,
     )
 
     def fence(self, cur: Any, thread_id: str, epoch: int, head: str | None, input_saved: bool,

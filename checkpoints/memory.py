@@ -42,6 +42,8 @@ class MemoryJournal:
         """Thread -> PII placeholder -> real value (``accord.guardrails.vault``)."""
         self.letters: dict[str, Any] = {}
         """Dead letters by id (``accord.checkpoints.letters``)."""
+        self.outbox: dict[str, dict[str, Any]] = {}
+        """Outbox events by id (``accord.checkpoints.outbox``; nothing relays them)."""
 
     def read_thread(self, _cur: Any, thread_id: str) -> ThreadRecord | None:
         return self.threads.get(thread_id)
@@ -100,6 +102,10 @@ class MemoryJournal:
         self.threads[thread_id] = replace(record, status=status, pending=pending, error=error,
                                           run_id=None, updated_at=now)
         return True
+
+    def insert_outbox(self, _cur: Any, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.outbox.setdefault(event["event_id"], json.loads(json.dumps(event, default=str)))
 
     def insert_events(self, _cur: Any, thread_id: str, events: Any) -> None:
         log = self.events.setdefault(thread_id, {})

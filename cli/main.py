@@ -279,13 +279,14 @@ def graph(name: str = typer.Argument(..., help="Graph name, langgraph.json id, f
 
 
 def main() -> None:
-    from accord.cli import (  # noqa: F401  (registers agents, chaos, console-user, dlq, flags, health, metrics-serve, serve, history, replay, fork, prune, usage, worker)
+    from accord.cli import (  # noqa: F401  (registers agents, chaos, console-user, dlq, flags, health, metrics-serve, serve, history, replay, fork, prune, relay, usage, worker)
         chaos,
         console,
         dlq,
         governance,
         health,
         metrics,
+        relay,
         serve,
         timetravel,
         usage,
