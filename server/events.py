@@ -105,7 +105,8 @@ def events_endpoint(api: RunsAPI) -> Callable[[Request], Awaitable[Response]]:
         thread_id = request.path_params["thread_id"]
         after = _last_id(request)
         record = await session.record(thread_id)
-        if record is None and not executor.pending(thread_id, record):
+        if record is None and not (executor.pending(thread_id, record)
+                                   or executor.running(thread_id)):  # started, not claimed yet
             raise ThreadNotFound(f"unknown thread {thread_id!r}")
         return StreamingResponse(follow(api, thread_id, after), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -152,7 +152,8 @@ class RunsAPI:
         record = await session.record(thread_id)
         queued = executor.pending(thread_id, record)
         error = executor.last_error(thread_id)
-        if record is None and not queued and error is None:
+        started = executor.running(thread_id)  # its run started, the claim not yet written
+        if record is None and not queued and not started and error is None:
             raise ThreadNotFound(f"unknown thread {thread_id!r}")
         values, next_nodes = None, []
         if record is not None:
@@ -192,10 +193,10 @@ class RunsAPI:
         value = _decision(body, caller)
         record = await session.record(thread_id)
         queued = executor.pending(thread_id, record)
-        if record is None and not queued:
-            raise ThreadNotFound(f"unknown thread {thread_id!r}")
         if queued or executor.running(thread_id):
             raise Conflict(f"thread {thread_id!r} already has queued work; wait for it")
+        if record is None:
+            raise ThreadNotFound(f"unknown thread {thread_id!r}")
         if record.status is not ThreadStatus.INTERRUPTED:
             raise Conflict(f"thread {thread_id!r} is not waiting for a decision "
                            f"(it is {record.status.value})")

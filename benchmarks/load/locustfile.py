@@ -19,6 +19,7 @@ import json
 import os
 import time
 
+import gevent
 from locust import HttpUser, constant, events, task
 from locust.exception import StopUser
 
@@ -54,6 +55,20 @@ def follow(client, thread_id: str) -> dict:
     return last
 
 
+STOPPED = ("interrupted", "done", "failed")
+
+
+def settle(client, thread_id: str, state: dict, timeout: float = 300.0) -> dict:
+    """The thread's status once it stopped: ``state`` when the event stream ended on a stop,
+    else read again (an event stream cut short by the network is read from the API)."""
+    deadline = time.monotonic() + timeout
+    while state.get("status") not in STOPPED and time.monotonic() < deadline:
+        state = client.get(f"/api/threads/{thread_id}", name="GET thread").json()
+        if state.get("status") not in STOPPED:
+            gevent.sleep(0.05)
+    return state
+
+
 class SupportUser(HttpUser):
     """One customer after another asking for a refund that needs approval."""
 
@@ -71,13 +86,13 @@ class SupportUser(HttpUser):
         if submitted.status_code != 202:
             return self._outcome(started, f"submit answered {submitted.status_code}")
         thread_id = submitted.json()["thread_id"]
-        state = follow(self.client, thread_id)
+        state = settle(self.client, thread_id, follow(self.client, thread_id))
         if state.get("status") == "interrupted":
             answered = self.client.post(f"/api/threads/{thread_id}/resume", name="POST resume",
                                         json={"decisions": [{"type": "approve"}], "by": "locust"})
             if answered.status_code != 202:
                 return self._outcome(started, f"resume answered {answered.status_code}")
-            state = follow(self.client, thread_id)
+            settle(self.client, thread_id, follow(self.client, thread_id))
         status = self.client.get(f"/api/threads/{thread_id}", name="GET thread").json()
         problem = None if status.get("status") == "done" else (
             f"thread {thread_id} ended {status.get('status')}: {status.get('error')}")
