@@ -130,7 +130,10 @@ def test_support_request_approval_and_one_refund(durable_url, support_env) -> No
         assert stream.events[-1].event == "end"
         assert stream.events[-1].data == {"status": "interrupted"}
         statuses = [e.data["status"] for e in stream.of("status")]
-        assert statuses[-1] == "interrupted" and len(statuses) >= 2, statuses
+        # the run may reach its approval before the stream's first read (a loaded machine)
+        assert statuses[-1] == "interrupted", statuses
+        assert set(statuses) <= {"queued", "running", "interrupted"}, statuses
+        assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False)), statuses
         audit = stream.of("audit")
         assert [e.id for e in audit] == [str(n) for n in range(1, len(audit) + 1)]
         assert "route" in [e.data["kind"] for e in audit]
