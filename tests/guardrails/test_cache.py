@@ -65,15 +65,10 @@ def hits(out: dict) -> list[dict]:
     return [e for e in out["audit"] if e["kind"] == "cache_hit"]
 
 
-@pytest.fixture(params=["sqlite", "postgres", "memory"])
-def saver(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/accord.db"
-    elif request.param == "postgres":
-        url = request.getfixturevalue("pg_schema_url")
-    else:
-        url = "memory://"
-    with open_saver(url) as opened:
+@pytest.fixture
+def saver(db_url):
+    """accord's saver on memory, SQLite and PostgreSQL (the root conftest's ``db_url``)."""
+    with open_saver(db_url) as opened:
         yield opened
 
 
