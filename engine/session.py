@@ -228,6 +228,16 @@ class Session:
         return await self.saver._offload(record_cancel, self.saver, thread_id, graph=graph,
                                          by=by, reason=reason, expected=record)
 
+    async def reassign(self, thread_id: str, target: str, *, by: str | None, reason: str,
+                       on_update: OnUpdate) -> RunOutcome:
+        """Move the thread's active task to ``target`` (``engine/reassign.py``) and continue
+        the thread there."""
+        from accord.engine.reassign import reassign
+
+        configurable = await reassign(self, thread_id, target, by=by, reason=reason)
+        name = await self.graph_of(thread_id)
+        return await self.drive(name, thread_id, None, on_update, configurable)
+
     async def show(self, thread_id: str) -> tuple[RunOutcome, Any, list[Any], list[AuditEvent]]:
         """A thread's outcome, latest state, checkpoint history and audit log."""
         name = await self.graph_of(thread_id)

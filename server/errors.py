@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from accord.checkpoints import ThreadNotFound
 from accord.engine.cancel import NotCancellable
 from accord.engine.errors import InvalidInput, NotWaiting, ThreadUnfinished, ThreadWaiting
+from accord.engine.reassign import NotReassignable, UndeclaredTarget
 from accord.errors import AccordError
 from accord.graphs.errors import InvalidResume, UnknownGraph
 from accord.guardrails.base import GuardrailTripwireTriggered, GuardStop
@@ -31,6 +32,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInput, 400),
     (InvalidResume, 400),
     (GuardrailTripwireTriggered, 400),
+    (UndeclaredTarget, 400),
     (GuardStop, 429),
     (Unauthenticated, 401),
     (Forbidden, 403),
@@ -38,6 +40,7 @@ STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (UnknownGraph, 404),
     (Conflict, 409),
     (NotCancellable, 409),
+    (NotReassignable, 409),
     (NotWaiting, 409),
     (ThreadWaiting, 409),
     (ThreadUnfinished, 409),

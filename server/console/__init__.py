@@ -20,7 +20,15 @@ from starlette.staticfiles import StaticFiles
 from accord.server.auth import COOKIE, SESSION_SECONDS
 from accord.server.console.health import health_page
 from accord.server.console.inbox import decide, inbox
-from accord.server.console.overrides import feedback_jsonl, label, letters_page, retry_letter
+from accord.server.console.overrides import (
+    cancel_thread,
+    feedback_jsonl,
+    fork_thread,
+    label,
+    letters_page,
+    reassign_task,
+    retry_letter,
+)
 from accord.server.console.replay import thread_page
 from accord.server.console.store import ConsoleStore, Role
 from accord.server.console.web import HERE, Console, FormTooLarge, guarded, page, read_form
@@ -106,6 +114,12 @@ def console_routes(url: str | None = None, *, graph_ref: str | None = None,
               name="letters"),
         Route("/letters/retry", guarded(console, admin, "dlq:retry")(retry_letter),
               methods=["POST"], name="retry"),
+        Route("/cancel", guarded(console, admin, "cancel")(cancel_thread), methods=["POST"],
+              name="cancel"),
+        Route("/reassign", guarded(console, admin, "reassign")(reassign_task),
+              methods=["POST"], name="reassign"),
+        Route("/fork", guarded(console, approver, "fork")(fork_thread), methods=["POST"],
+              name="fork"),
         Route("/feedback", guarded(console, approver, "feedback")(label), methods=["POST"],
               name="feedback"),
         Route("/feedback.jsonl", guarded(console, viewer)(feedback_jsonl), methods=["GET"],

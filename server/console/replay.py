@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from accord.checkpoints import ThreadNotFound
-from accord.records import AuditEvent, AuditKind
-from accord.server.auth import Principal
+from accord.engine.reassign import REASSIGNABLE, targets
+from accord.records import AuditEvent, AuditKind, ThreadStatus
+from accord.server.auth import Principal, Role
 from accord.server.console.web import Console, page
 
 _EDGE = re.compile(r"^\s*(\S+)\s+(?:-\.->|-->|==>)\s+(\S+?);?\s*$")
@@ -90,13 +91,38 @@ async def thread_page(request: Request, console: Console, who: Principal) -> Res
     drawn = await asyncio.to_thread(lambda: graph.get_graph().draw_mermaid())
     drawing = highlighted(drawn, visited_edges(audit))
     feedback = [f for f in await _feedback(console) if f["thread_id"] == thread_id]
+    status = ThreadStatus(outcome.status)
+    task = (await _active_task(graph, thread_id)) if status in REASSIGNABLE else None
+    choices = [t for t in targets(session.workflow(outcome.graph))
+               if task is None or t != task.get("agent")]
     return page(request, "thread.html", outcome=outcome, rows=timeline(audit),
-                mermaid=drawing, checkpoints=len(history), who=who.user,
-                csrf=request.state.csrf, feedback=feedback)
+                mermaid=drawing, checkpoints=steps(history), who=who.user,
+                csrf=request.state.csrf, feedback=feedback,
+                admin=who.user.role >= Role.ADMIN, approver=who.user.role >= Role.APPROVER,
+                cancellable=status in (ThreadStatus.INTERRUPTED, ThreadStatus.RUNNING),
+                task=task, targets=choices if task is not None else [])
+
+
+def steps(history: list[Any]) -> list[dict[str, Any]]:
+    """The checkpoints a fork may start from, oldest first."""
+    rows = []
+    for snapshot in reversed(history):
+        metadata = snapshot.metadata or {}
+        rows.append({"checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+                     "step": metadata.get("step"), "source": metadata.get("source"),
+                     "next": list(snapshot.next or ()),
+                     "at": (snapshot.created_at or "")[11:23]})
+    return rows
+
+
+async def _active_task(graph: Any, thread_id: str) -> dict[str, Any] | None:
+    values = (await graph.aget_state({"configurable": {"thread_id": thread_id}})).values or {}
+    task_id = values.get("active_task")
+    return (values.get("tasks") or {}).get(task_id) if task_id else None
 
 
 async def _feedback(console: Console) -> list[dict[str, Any]]:
     return await asyncio.to_thread(console.store.feedback)
 
 
-__all__ = ["highlighted", "thread_page", "timeline", "visited_edges"]
+__all__ = ["highlighted", "steps", "thread_page", "timeline", "visited_edges"]

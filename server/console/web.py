@@ -148,7 +148,9 @@ def guarded(console: Console, role: Role, action: str | None = None) -> Callable
             except FormTooLarge:
                 return Response("form too large", status_code=413, media_type="text/plain")
             except (Forbidden, CsrfMismatch) as exc:
-                target = request.path_params.get("thread_id") or request.url.path
+                form = getattr(request.state, "form", None) or {}
+                target = (request.path_params.get("thread_id") or form.get("thread_id")
+                          or form.get("letter_id") or request.url.path)
                 await console.log(who, action or request.url.path, target, False, str(exc))
                 return Response(str(exc), status_code=403, media_type="text/plain")
             try:
