@@ -4,7 +4,8 @@ Prometheus' text format, served by ``accord serve``, ``accord metrics-serve`` an
 
 The runs API's work goes to an executor (``accord.server.executors``): in this process by
 default, to accord's workers with ``executor=queue_executor`` (or ``$ACCORD_WORKERS=1``).
-Authentication plugs in as ``build_app(authorize=...)`` (``accord.server.access``).
+The console's users and API tokens guard the runs API once any user exists; another check
+plugs in as ``build_app(authorize=...)`` (``accord.server.access``).
 
 ``langgraph.json`` names the app (``"http": {"app": "./server/langgraph_app.py:app"}``). The
 server keeps its own ``/metrics`` route (it cannot be shadowed) and serves prometheus_client's
@@ -34,7 +35,7 @@ from starlette.routing import Route
 from accord.observability.context import ContextFilter
 from accord.observability.metrics import PendingApprovals, metrics, track, untrack
 from accord.records import ThreadStatus
-from accord.server.access import Authorize, allow_all
+from accord.server.access import Authorize, console_users
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +82,22 @@ def workers_requested() -> bool:
 
 def build_app(url: str | None = None, *, refresh: float | None = None, runs: bool = True,
               executor: Callable[[Any, str], Any] | None = None,
-              authorize: Authorize = allow_all, poll: float = 0.25,
+              authorize: Authorize | None = None, poll: float = 0.25,
               graphs: dict[str, str] | None = None) -> Starlette:
     """The app; ``url`` is the database (default ``$ACCORD_DB_URL``): its thread index gives
     the pending approvals, re-read every ``refresh`` seconds (default
     ``$ACCORD_METRICS_REFRESH`` or 15) to see what other processes did, and the runs API
     (``runs=True``) runs on it. ``executor(session, url)`` builds where runs go (default:
     in-process, or the workers' queue with ``$ACCORD_WORKERS=1``); ``authorize`` is the
-    authentication hook; ``poll`` is how often an event stream reads the database; ``graphs``
+    authentication hook (default: the console's users and tokens once any exists,
+    ``accord.server.access.console_users``); ``poll`` is how often an event stream reads the database; ``graphs``
     names graphs the API may run beyond the catalog and ``./langgraph.json``. Nothing
     is opened before the app starts."""
+    from accord.server.console import Console, console_routes
     from accord.server.runs import RunsAPI
 
+    console = Console(url)
+    authorize = authorize or console_users(console)
     api = RunsAPI(authorize=authorize, poll=poll, graphs=dict(graphs or {})) if runs else None
 
     @asynccontextmanager
@@ -140,9 +145,8 @@ def build_app(url: str | None = None, *, refresh: float | None = None, runs: boo
                 task.cancel()
                 untrack(pending)
 
-    from accord.server.console import console_routes
-
-    routes = [Route("/metrics", metrics_endpoint, methods=["GET"]), *console_routes(url)]
+    routes = [Route("/metrics", metrics_endpoint, methods=["GET"]),
+              *console_routes(url, console=console)]
     return Starlette(routes=routes + (api.routes() if api is not None else []),
                      lifespan=lifespan)
 

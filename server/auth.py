@@ -29,18 +29,24 @@ class Role(IntEnum):
     """What a console user may do; each role may do what the ones below it may."""
 
     VIEWER = 1
-    """Read the inbox, replays and health."""
+    """Read the inbox, replays, health, and the runs API's threads, states and events."""
     APPROVER = 2
-    """Answer approvals, label threads."""
+    """Answer approvals, cancel and fork threads, label them; start, resume and cancel runs
+    through the runs API."""
     ADMIN = 3
     """Retry dead letters, reassign work."""
+    OPERATOR = 2
+    """The runs API's name for what changes a thread: the approver's role."""
 
     @classmethod
     def named(cls, name: str) -> Role:
         try:
-            return cls[name.upper()]
+            found = cls[name.upper()]
         except KeyError:
-            raise UnknownRole(f"unknown role {name!r}; use viewer, approver or admin") from None
+            found = None
+        if found is None or name.upper() == "OPERATOR":
+            raise UnknownRole(f"unknown role {name!r}; use viewer, approver or admin")
+        return found
 
 
 class UnknownRole(AccordError):
@@ -64,7 +70,7 @@ SESSION_SECONDS = 8 * 3600
 
 
 class NotSignedIn(AccordError):
-    """No session, or a forged, altered or expired one (HTTP 401)."""
+    """No session or token, or a forged, altered or expired one (HTTP 401)."""
 
 
 class Forbidden(AccordError):

@@ -15,7 +15,9 @@ own ``/runs`` and ``/threads``):
 - ``GET /api/threads/{id}/events``: Server-Sent Events (``accord.server.events``).
 
 Errors are ``{"error": "..."}`` (``accord.server.errors``). Every route first awaits the
-app's ``authorize(request, role)`` hook (``accord.server.access``).
+app's ``authorize(request, role)`` hook (``accord.server.access``): by default the console's
+users and tokens once any exists (a viewer's token reads, an approver's changes threads), the
+caller named by it being the ``by`` of a decision or a cancel.
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ class RunsAPI:
         session, executor = self._bound()
         thread_id = request.path_params["thread_id"]
         body = await self._body(request, frozenset({"by", "reason"}))
-        by = optional_text(body, "by") or caller
+        by = caller or optional_text(body, "by")
         reason = optional_text(body, "reason", limit=1000) or "cancelled through the runs API"
         record = await session.record(thread_id)
         queued = executor.pending(thread_id, record)
@@ -261,8 +263,8 @@ def _decision(body: dict[str, Any], caller: str | None) -> dict[str, Any]:
         if "decision" in body:
             raise BadRequest("send either 'decisions' or 'decision', not both")
         value = {"decisions": body["decisions"]}
-        if body.get("by") or caller:
-            value["by"] = body.get("by") or caller
+        if caller or body.get("by"):
+            value["by"] = caller or body.get("by")
         return value
     decision = body.get("decision")
     if isinstance(decision, dict):
@@ -271,8 +273,8 @@ def _decision(body: dict[str, Any], caller: str | None) -> dict[str, Any]:
         value = dict(body)
     else:
         raise BadRequest("the body needs 'decisions' (a list) or 'decision'")
-    if caller and not value.get("by"):
-        value["by"] = caller
+    if caller:
+        value["by"] = caller  # an authenticated caller is the decider, whatever the body says
     return value
 
 

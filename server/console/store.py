@@ -116,6 +116,12 @@ class ConsoleStore:
         return self._run(f"SELECT name, role, secret_hash, token_hash, created_at "
                          f"FROM accord_console_users WHERE {where} = ?", value)
 
+    def has_users(self) -> bool:
+        """Whether any user exists (with none, accord's HTTP app stays open)."""
+        if self.db.backend is Backend.MEMORY:
+            return bool(self._memory["users"])
+        return bool(self._run("SELECT 1 FROM accord_console_users LIMIT 1"))
+
     def user(self, name: str) -> User | None:
         found = self._users("name", name)
         return User(found[0][0], Role.named(found[0][1])) if found else None

@@ -1,5 +1,5 @@
 """Manual overrides in the console over real HTTP: reassign a waiting task to another declared
-node, cancel a thread, fork one at a checkpoint. Each needs its role (403 and recorded
+node (admin), cancel a thread (approver), fork one at a checkpoint (approver). Each needs its role (403 and recorded
 otherwise) and a reason, and is recorded with who and why."""
 
 from __future__ import annotations
@@ -74,25 +74,26 @@ def test_reassign_a_waiting_task_to_another_declared_agent(console_server) -> No
 def test_cancel_a_waiting_thread(console_server) -> None:
     db, thread = console_server.db_url, "t-cancel"
     start_refund(db, thread)
-    alice, adam = signed_in(console_server.url, "alice"), signed_in(console_server.url, "adam")
+    vera, alice = signed_in(console_server.url, "vera"), signed_in(console_server.url, "alice")
     form = {"thread_id": thread, "reason": "customer withdrew the request"}
-    assert alice.post("/cancel", data={**form, "csrf": csrf_of(alice, thread)}).status_code == 403
-    csrf = csrf_of(adam, thread)
-    assert 'class="cancel"' in adam.get(f"/threads/{thread}").text
-    assert adam.post("/cancel", data={**form, "csrf": csrf, "reason": ""}).status_code == 400
-    assert adam.post("/cancel", data={**form, "csrf": csrf}).status_code == 303
+    assert vera.post("/cancel", data={**form, "csrf": csrf_of(vera, thread)}).status_code == 403
+    assert 'class="cancel"' not in vera.get(f"/threads/{thread}").text
+    csrf = csrf_of(alice, thread)
+    assert 'class="cancel"' in alice.get(f"/threads/{thread}").text
+    assert alice.post("/cancel", data={**form, "csrf": csrf, "reason": ""}).status_code == 400
+    assert alice.post("/cancel", data={**form, "csrf": csrf}).status_code == 303
     found, audit = record(db, thread)
     assert found.status is ThreadStatus.FAILED
-    assert found.error == "cancelled by adam: customer withdrew the request"
+    assert found.error == "cancelled by alice: customer withdrew the request"
     failed = [e.details() for e in audit if e.kind is AuditKind.RUN_FAILED]
     assert [(f["by"], f["reason"], f["cancelled"]) for f in failed] == [
-        ("adam", "customer withdrew the request", True)]
-    again = adam.post("/cancel", data={**form, "csrf": csrf})
+        ("alice", "customer withdrew the request", True)]
+    again = alice.post("/cancel", data={**form, "csrf": csrf})
     assert again.status_code == 409 and "nothing to cancel" in again.text
-    missing = adam.post("/cancel", data={**form, "csrf": csrf, "thread_id": "no-such"})
+    missing = alice.post("/cancel", data={**form, "csrf": csrf, "thread_id": "no-such"})
     assert missing.status_code == 404
     assert [e[:3] for e in log_of(db, thread)] == [
-        ("alice", "cancel", False), ("adam", "cancel", True), ("adam", "cancel", False)]
+        ("vera", "cancel", False), ("alice", "cancel", True), ("alice", "cancel", False)]
     assert SupportDB().refunds("INV-1004") == []
 
 

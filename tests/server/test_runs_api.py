@@ -96,11 +96,12 @@ def read_events(base: str, thread_id: str, *, last_id: str | None = None,
     return stream
 
 
-def wait_for(base: str, thread_id: str, statuses: set[str], timeout: float = 60.0) -> dict:
+def wait_for(base: str, thread_id: str, statuses: set[str], timeout: float = 60.0,
+             headers: dict[str, str] | None = None) -> dict:
     """Poll ``GET /api/threads/{id}`` until its status is one of ``statuses``."""
     deadline = time.monotonic() + timeout
     while True:
-        view = httpx.get(f"{base}/api/threads/{thread_id}", timeout=30).json()
+        view = httpx.get(f"{base}/api/threads/{thread_id}", timeout=30, headers=headers).json()
         if view.get("status") in statuses and not view.get("queued"):
             return view
         assert time.monotonic() < deadline, f"thread still {view.get('status')}: {view}"
