@@ -22,6 +22,7 @@ from accord.server.console.health import health_page
 from accord.server.console.inbox import decide, inbox
 from accord.server.console.overrides import (
     cancel_thread,
+    export_langsmith,
     feedback_jsonl,
     fork_thread,
     label,
@@ -122,6 +123,8 @@ def console_routes(url: str | None = None, *, graph_ref: str | None = None,
               name="fork"),
         Route("/feedback", guarded(console, approver, "feedback")(label), methods=["POST"],
               name="feedback"),
+        Route("/feedback/langsmith", guarded(console, approver, "feedback:langsmith")(
+            export_langsmith), methods=["POST"], name="feedback_langsmith"),
         Route("/feedback.jsonl", guarded(console, viewer)(feedback_jsonl), methods=["GET"],
               name="feedback_jsonl"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

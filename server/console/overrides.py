@@ -22,6 +22,7 @@ from accord.errors import AccordError
 from accord.records import ThreadStatus
 from accord.resilience import deadletters
 from accord.server.auth import Principal
+from accord.server.console import datasets
 from accord.server.console.web import Console, page
 from accord.server.runs import THREAD_ID
 
@@ -162,10 +163,46 @@ async def label(request: Request, console: Console, who: Principal) -> Response:
     return _to_thread(request, thread_id)
 
 
+async def _thread_texts(console: Console, thread_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """What each labelled thread asked and answered, for the dataset's examples."""
+    from accord.graphs.state import latest_request
+
+    session, found = await console.session(), {}
+    for thread_id in sorted(thread_ids):
+        try:
+            name = await session.graph_of(thread_id)
+            graph = (await console.warm(name)).graph(name)
+            values = (await graph.aget_state({"configurable": {"thread_id": thread_id}})).values
+        except AccordError:
+            continue
+        request = latest_request(values or {})
+        found[thread_id] = {"request": request.text if request is not None else None,
+                            "reply": (await session.outcome(name, thread_id)).reply}
+    return found
+
+
+async def export_langsmith(request: Request, console: Console, who: Principal) -> Response:
+    """Send every label to the LangSmith dataset (``accord.server.console.datasets``)."""
+    labels = await asyncio.to_thread(console.store.feedback)
+    dataset = datasets.dataset_name()
+    if not datasets.configured():
+        await console.log(who, "feedback:langsmith", dataset, False, "not configured")
+        return _text(f"LangSmith is not configured: set {datasets.KEY_ENV}", 409)
+    threads = await _thread_texts(console, {label["thread_id"] for label in labels})
+    try:
+        done = await asyncio.to_thread(datasets.export, labels, threads)
+    except Exception as exc:  # noqa: BLE001 - LangSmith down or refusing: said, nothing lost
+        await console.log(who, "feedback:langsmith", dataset, False, str(exc)[:500])
+        return _text(f"LangSmith refused the export: {str(exc).splitlines()[0][:300]}", 502)
+    await console.log(who, "feedback:langsmith", dataset, True, f"{done.examples} labels")
+    return _text(f"exported {done.examples} labels to LangSmith dataset {done.dataset} "
+                 f"({done.dataset_id})", 200)
+
+
 async def feedback_jsonl(request: Request, console: Console, who: Principal) -> Response:
     text = await asyncio.to_thread(console.store.feedback_jsonl)
     return Response(text, media_type="application/x-ndjson")
 
 
-__all__ = ["cancel_thread", "feedback_jsonl", "fork_thread", "label",
+__all__ = ["cancel_thread", "export_langsmith", "feedback_jsonl", "fork_thread", "label",
            "letters_page", "reassign_task", "retry_letter"]

@@ -25,6 +25,7 @@ from accord.server.auth import (
     principal,
     require,
 )
+from accord.server.console import datasets
 from accord.server.console.store import ConsoleStore, Role
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("csrf", getattr(request.state, "csrf", ""))
+    context.setdefault("langsmith", datasets.configured())
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
