@@ -6,15 +6,24 @@
   a fresh database per test, on PostgreSQL a schema of its own;
 - ``postgres_url``: the PostgreSQL URL from ``ACCORD_TEST_POSTGRES_URL``; without it the tests
   that need it skip with a reason, but under ``CI=true`` a missing or unreachable database
-  fails them.
+  fails them;
+- ``receiver`` (a webhook on loopback) and ``smtp`` (an aiosmtpd server on loopback): what
+  notifications reach.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import psycopg
 import pytest
@@ -110,3 +119,94 @@ def durable_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/accord.db"
     return request.getfixturevalue("pg_schema_url")
+
+
+# receivers of notifications: a webhook and an SMTP server on loopback -----------------------
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback: the JSON bodies it accepted, failing the first ``fail``."""
+
+    url: str
+    fail: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, test: Callable[[list[dict[str, Any]]], bool], timeout: float = 30) -> list:
+        """The bodies once ``test(bodies)`` holds (fails after ``timeout`` seconds)."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: test(self.bodies), timeout), self.bodies
+            return list(self.bodies)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on a free loopback port that takes Slack-compatible JSON."""
+    holder: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got = holder["r"]
+            with got.changed:
+                got.attempts += 1
+                failing = got.attempts <= got.fail
+                if not failing:
+                    got.bodies.append(json.loads(body))
+                got.changed.notify_all()
+            self.send_response(503 if failing else 200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["r"] = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield holder["r"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class SMTPSink:
+    """What an aiosmtpd server received: (recipients, message) pairs."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.changed = threading.Condition()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        with self.changed:
+            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+            self.changed.notify_all()
+        return "250 OK"
+
+    def wait_for(self, count: int = 1, timeout: float = 30) -> list[Any]:
+        """The messages once ``count`` arrived (fails after ``timeout`` seconds)."""
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.messages) >= count, timeout), \
+                self.messages
+            return list(self.messages)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[SMTPSink, str]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port: the sink and its smtp:// URL."""
+    from aiosmtpd.controller import Controller
+
+    sink = SMTPSink()
+    with socket.socket() as probe:  # a free port (aiosmtpd checks the port it was given)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, f"smtp://127.0.0.1:{port}"
+    finally:
+        controller.stop()

@@ -1,5 +1,6 @@
 """Fixtures for the observability tests: an in-memory span exporter as accord's provider, a
-real OTLP/HTTP receiver on loopback, and the `accord` CLI in a subprocess."""
+real OTLP/HTTP receiver on loopback, and the `accord` CLI in a subprocess (the webhook and SMTP
+receivers are in the root conftest)."""
 
 from __future__ import annotations
 
@@ -134,59 +135,6 @@ def accord_cli(tmp_path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on loopback: the JSON bodies it accepted, failing the first ``fail``."""
-
-    url: str
-    fail: int = 0
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    attempts: int = 0
-    changed: threading.Condition = field(default_factory=threading.Condition)
-
-    def wait_for(self, test: Callable[[list[dict[str, Any]]], bool], timeout: float = 30) -> list:
-        """The bodies once ``test(bodies)`` holds (fails after ``timeout`` seconds)."""
-        with self.changed:
-            assert self.changed.wait_for(lambda: test(self.bodies), timeout), self.bodies
-            return list(self.bodies)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A real HTTP server on a free loopback port that takes Slack-compatible JSON."""
-    import json
-
-    holder: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            got = holder["r"]
-            with got.changed:
-                got.attempts += 1
-                failing = got.attempts <= got.fail
-                if not failing:
-                    got.bodies.append(json.loads(body))
-                got.changed.notify_all()
-            self.send_response(503 if failing else 200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["r"] = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/hook")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield holder["r"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

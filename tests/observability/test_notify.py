@@ -7,11 +7,9 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from email import message_from_bytes
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
 from accord.checkpoints import open_saver
@@ -52,29 +50,6 @@ def failing_workflow() -> Workflow:
     return (Workflow("ledger", router=Router(default="ledger"), max_hops=4)
             .node("ledger", broken)
             .transitions({"router": ["ledger", "END"], "ledger": ["END"]}))
-
-
-class SMTPSink:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Any:
-    sink = SMTPSink()
-    with socket.socket() as probe:  # a free port (aiosmtpd checks the port it was given)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield sink, f"smtp://127.0.0.1:{port}"
-    finally:
-        controller.stop()
 
 
 def test_an_approval_wait_reaches_the_webhook_with_the_inbox_link(tmp_path, receiver, durable_url):

@@ -1,4 +1,5 @@
-"""Runs `langgraph dev` as a real subprocess for the serving tests.
+"""Servers for the serving tests: `langgraph dev` and `accord serve` as real subprocesses, the
+console in this process (uvicorn), Chromium through Playwright.
 
 The server's working directory is a temporary folder holding symlinks to `langgraph.json` and
 the folders it names, so the real config is served while the in-memory server's own records
@@ -203,3 +204,95 @@ def console_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     finally:
         server.should_exit = True
         thread.join(STOP_TIMEOUT)
+
+
+# `accord serve` as a subprocess ------------------------------------------------------------
+
+ACCORD = Path(sys.executable).parent / "accord"
+
+
+@dataclass
+class Served:
+    """A running `accord serve`."""
+
+    url: str
+    """Base URL, ``http://127.0.0.1:<port>``."""
+    db_url: str
+    """Its database."""
+    log: Path
+    """Its combined stdout and stderr."""
+
+
+def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of an `accord serve` under ``tmp_path``: no model key, no inherited
+    ``ACCORD_*`` setting, the support example's database in ``tmp_path``."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ACCORD_"))}
+    full.update(ACCORD_SUPPORT_DB=str(tmp_path / "support.db"), **extra)
+    return full
+
+
+@contextmanager
+def accord_serve(tmp_path: Path, port: int | None = None, **extra: str) -> Iterator[Served]:
+    """`accord serve` on ``port`` (default a free one) and ``sqlite:///tmp_path/accord.db``,
+    ``extra`` added to its environment; ready once ``/metrics`` answers; stopped on exit."""
+    port = port or free_port()
+    db_url = f"sqlite:///{tmp_path}/accord.db"
+    served = Served(f"http://127.0.0.1:{port}", db_url, tmp_path / "serve.log")
+    with served.log.open("wb") as log:
+        proc = subprocess.Popen([str(ACCORD), "serve", "--db", db_url, "--port", str(port)],
+                                cwd=tmp_path, env=serve_env(tmp_path, **extra), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert proc.poll() is None, served.log.read_text()
+            try:
+                if httpx.get(f"{served.url}/metrics", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "accord serve did not start"
+            time.sleep(0.05)
+        yield served
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def serve_accord():
+    """`serve_accord(tmp_path, **env)`: a context manager running `accord serve`."""
+    return accord_serve
+
+
+# Chromium through Playwright ---------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def browser():
+    """Debian's chromium driven by Playwright (skipped without it; failed under CI=true)."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: browser tests need Debian's chromium"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as play:
+        chromium = play.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def browser_sign_in(browser, base: str, name: str, password: str = CONSOLE_PASSWORD):
+    """A new page of ``browser`` signed in to the console at ``base`` (``.../console``)."""
+    page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    page.goto(f"{base}/signin")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/inbox")
+    return page

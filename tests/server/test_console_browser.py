@@ -5,17 +5,15 @@ refund, and the replay draws the visited path. Screenshots go to docs/img/consol
 from __future__ import annotations
 
 import asyncio
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import pytest
 
 from accord.engine.session import Session
 from accord.graphs.support import SupportDB
 from accord.records import AuditKind, ThreadStatus
 
-CHROMIUM = Path("/usr/bin/chromium")
+from .conftest import browser_sign_in as sign_in
+
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 REFUND = "I was charged twice for INV-1004. Please refund $150."
 THREAD = "refund-1004"
@@ -25,33 +23,6 @@ def off_loop(coro):
     """Run ``coro`` on a loop of its own (Playwright's sync API holds this thread's loop)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: browser tests need Debian's chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {reason}", pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as play:
-        chromium = play.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def sign_in(browser, base: str, name: str):
-    page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-    page.goto(f"{base}/signin")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", "password-1")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/inbox")
-    return page
 
 
 def test_approve_in_the_browser(console_server, browser) -> None:

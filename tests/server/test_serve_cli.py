@@ -3,35 +3,21 @@ unreachable database, a taken port or a missing worker queue is one line and exi
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-ACCORD = Path(sys.executable).parent / "accord"
+from .conftest import ACCORD, free_port, serve_env
+
 REQUEST = "Please refund invoice INV-1002, I was charged twice"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ACCORD_"))}
-    full.update(ACCORD_SUPPORT_DB=str(tmp_path / "support.db"), **extra)
-    return full
-
-
 def one_line_failure(args: list[str], tmp_path: Path) -> str:
-    done = subprocess.run([str(ACCORD), "serve", *args], cwd=tmp_path, env=env(tmp_path),
+    done = subprocess.run([str(ACCORD), "serve", *args], cwd=tmp_path, env=serve_env(tmp_path),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
@@ -62,24 +48,9 @@ def test_a_worker_queue_that_is_not_set_up_is_one_line(tmp_path, pg_schema_url) 
 
 
 @pytest.mark.timeout(180)
-def test_serve_runs_a_request_to_its_refund(tmp_path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([str(ACCORD), "serve", "--db", f"sqlite:///{tmp_path}/accord.db",
-                             "--port", str(port)], cwd=tmp_path, env=env(tmp_path),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/metrics", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "accord serve did not start"
-            time.sleep(0.05)
+def test_serve_runs_a_request_to_its_refund(tmp_path, serve_accord) -> None:
+    with serve_accord(tmp_path) as served:
+        base = served.url
         thread = httpx.post(f"{base}/api/runs", json={"graph": "support", "input": REQUEST},
                             timeout=30).json()["thread_id"]
 
@@ -97,10 +68,6 @@ def test_serve_runs_a_request_to_its_refund(tmp_path) -> None:
                             json={"decisions": [{"type": "approve"}]}, timeout=30)
         assert answer.status_code == 202
         assert wait("done")["values"]["reply"]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-        log.close()
     from accord.graphs.support.db import SupportDB
 
     assert [r["invoice_id"] for r in SupportDB(tmp_path / "support.db").refunds()] == [
