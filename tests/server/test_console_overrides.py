@@ -124,3 +124,73 @@ def test_fork_from_a_replay_step(console_server) -> None:
     original, _ = record(db, thread)
     assert original.status is ThreadStatus.INTERRUPTED
     assert ("alice", "fork", True) in [e[:3] for e in log_of(db, thread)]
+
+
+def test_reassign_a_failed_thread_to_the_human_team(console_server) -> None:
+    db, thread = console_server.db_url, "t-failed"
+    start_refund(db, thread)
+    alice, adam = signed_in(console_server.url, "alice"), signed_in(console_server.url, "adam")
+    assert alice.post("/cancel", data={"thread_id": thread, "reason": "stuck",
+                                       "csrf": csrf_of(alice, thread)}).status_code == 303
+    assert record(db, thread)[0].status is ThreadStatus.FAILED
+    page = adam.get(f"/threads/{thread}").text
+    assert 'class="reassign"' in page and 'class="cancel"' not in page
+    moved = adam.post("/reassign", data={"thread_id": thread, "target": "human_triage",
+                                         "reason": "a person should look",
+                                         "csrf": csrf_of(adam, thread)})
+    assert moved.status_code == 303, moved.text
+    found, audit = record(db, thread)
+    assert found.status is ThreadStatus.DONE
+    assert [e.details()["reason"] for e in audit if e.kind is AuditKind.ESCALATED]
+    assert SupportDB().refunds("INV-1004") == []
+
+
+def dead_letter_of_a_refund(db_url: str, thread_id: str) -> str:
+    """A dead letter: a support refund forked before billing with its handoff corrupted, then
+    continued (billing refuses the envelope; the thread fails with a letter)."""
+    import asyncio
+
+    from accord.checkpoints.timetravel import fork, history
+    from accord.engine.session import Session
+    from accord.resilience import deadletters
+
+    source = f"{thread_id}-source"
+    start_refund(db_url, source)
+
+    async def go() -> str:
+        async with Session.open(db_url) as session:
+            graph = session.graph("support")
+            at = next(e.checkpoint_id for e in await history(graph, source)
+                      if e.next == ("billing",))
+            values = (await graph.aget_state({"configurable": {
+                "thread_id": source, "checkpoint_id": at}})).values
+            task = values["active_task"]
+            envelope = {**values["tasks"][task]["handoffs"]["billing"], "priority": "urgent"}
+            await fork(graph, source, at, thread_id,
+                       {"tasks": {task: {"handoffs": {"billing": envelope}}}})
+            outcome = await session.resume(thread_id, None, lambda *_: None)
+            assert outcome.status == "failed", outcome
+            [letter] = await session.saver._offload(deadletters.letters, session.saver,
+                                                    status="dead")
+            return letter.id
+
+    return asyncio.run(go())
+
+
+def test_retry_a_dead_letter_from_the_console(console_server) -> None:
+    db = console_server.db_url
+    letter = dead_letter_of_a_refund(db, "t-letter")
+    adam = signed_in(console_server.url, "adam")
+    listed = adam.get("/letters").text
+    assert letter in listed and "t-letter" in listed
+    csrf = re.search(r'name="csrf" value="([^"]*)"', listed)[1]
+    retried = adam.post("/letters/retry", data={"csrf": csrf, "letter_id": letter,
+                                                "reason": "the envelope was repaired"})
+    assert retried.status_code == 303, retried.text
+    found, _ = record(db, "t-letter")
+    assert found.status is ThreadStatus.INTERRUPTED  # redelivered: billing asks for approval
+    assert letter not in adam.get("/letters").text
+    assert ("adam", "dlq:retry", True, "the envelope was repaired") in log_of(db, letter)
+    again = adam.post("/letters/retry", data={"csrf": csrf, "letter_id": letter,
+                                              "reason": "twice"})
+    assert again.status_code == 409 and "retried" in again.text
