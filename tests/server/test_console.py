@@ -191,8 +191,10 @@ def test_edit_reject_and_feedback_identity_from_the_session(console_server) -> N
 
 def test_store_on_postgres(pg_schema_url: str) -> None:
     store = ConsoleStore(pg_schema_url)
+    assert not store.has_users()
     token = store.add_user("pat", Role.ADMIN, PASSWORD)
     try:
+        assert store.has_users()
         assert store.authenticate("pat", PASSWORD) == User("pat", Role.ADMIN)
         assert store.authenticate("pat", "wrong-password") is None
         assert store.by_token(token) == User("pat", Role.ADMIN)
