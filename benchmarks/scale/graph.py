@@ -21,8 +21,8 @@ if "benchmarks" not in sys.modules:  # loaded by file from another process: the 
     _entry._package()
 
 from accord.agents import ModelResolver  # noqa: E402
-from accord.graphs.support import SupportDB, build_support  # noqa: E402
 from accord.graphs import Workflow  # noqa: E402
+from accord.graphs.support import SupportDB, build_support  # noqa: E402
 from benchmarks.llm import scripted_model  # noqa: E402
 from benchmarks.workload import build_workload, flatten, labels_of  # noqa: E402
 
