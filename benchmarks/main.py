@@ -1,4 +1,4 @@
-"""The harness: run the seven sections, write ``REPORT.md`` and plots, print the tables."""
+"""The harness: run the sections, write ``REPORT.md`` and plots, print the tables."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from benchmarks.env import BenchEnv
 from benchmarks.load.seed import seed_invoices
 from benchmarks.plots import panels
 from benchmarks.s8_scaling import fleet_of, scratch
-from benchmarks.stats import Section, Table, fmt
+from benchmarks.stats import Section, Table
 
 HERE = Path(__file__).resolve().parent
 LOCUST = str(Path(sys.executable).with_name("locust"))
@@ -35,6 +35,40 @@ WORKERS = 2
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+PERCENTILES = ("50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%")
+
+
+def summary(text: str) -> dict[str, dict[str, str]]:
+    """Locust's final tables (``--only-summary`` on stdout), by request name: count, failures,
+    per second, percentiles. (The CSV files are written every second, so they may miss the
+    requests of the last one.)"""
+    rows: dict[str, dict[str, str]] = {}
+    in_percentiles = False
+    for line in text.splitlines():
+        if line.startswith("Response time percentiles"):
+            in_percentiles = True
+        if not line.strip() or line.startswith(("Type", "--------", "[", "Response", "Error")):
+            continue
+        typed = not line[0].isspace()
+        if not in_percentiles and line.count("|") == 2:
+            left, times, rates = line.split("|")
+            words = left.split()
+            if len(words) < 3 or "(" not in words[-1]:
+                continue
+            name = " ".join(words[1 if typed else 0:-2])
+            rows.setdefault(name, {}).update(
+                type=words[0] if typed else "", count=words[-2],
+                failures=words[-1].split("(")[0], max=times.split()[2],
+                rate=rates.split()[0])
+        elif in_percentiles and "|" not in line:
+            words = line.split()
+            if len(words) < 13 or not words[-1].isdigit():
+                continue
+            name = " ".join(words[1 if typed else 0:-12])
+            rows.setdefault(name, {}).update(zip(PERCENTILES, words[-12:-1], strict=True))
+    return rows
 
 
 def _locust(env: BenchEnv, base: str, tmp: Path) -> tuple[subprocess.CompletedProcess, Path]:
@@ -68,12 +102,12 @@ def run(env: BenchEnv, progress: Any) -> Section:
 
     refunds = SupportDB(tmp / "support.db").refunds()
     paid = {r["invoice_id"] for r in refunds}
-    return _report(env, _rows(Path(f"{prefix}_stats.csv")),
+    return _report(env, summary(done.stdout + done.stderr),
                    _rows(Path(f"{prefix}_stats_history.csv")),
                    _rows(Path(f"{prefix}_failures.csv")), len(refunds), len(paid))
 
 
-def _report(env: BenchEnv, stats: list[dict[str, str]], history: list[dict[str, str]],
+def _report(env: BenchEnv, stats: dict[str, dict[str, str]], history: list[dict[str, str]],
             failures: list[dict[str, str]], refunds: int, invoices: int) -> Section:
     sizes = env.sizes
     table = Table(
@@ -81,13 +115,10 @@ def _report(env: BenchEnv, stats: list[dict[str, str]], history: list[dict[str, 
         f"(`accord serve --workers-queue` + {WORKERS} `accord worker`, PostgreSQL): per request "
         "kind; `thread refund` is a whole request, submit to done (ms)",
         ["type", "name", "count", "failures", "per second", "p50", "p95", "p99", "max"])
-    thread: dict[str, str] = {}
-    for row in stats:
-        if row["Name"] == "refund":
-            thread = row
-        table.add(row["Type"] or "", row["Name"], row["Request Count"], row["Failure Count"],
-                  fmt(float(row["Requests/s"]), 1), row["50%"], row["95%"], row["99%"],
-                  fmt(float(row["Max Response Time"]), 0))
+    for name, row in stats.items():
+        table.add(row.get("type", ""), name, row.get("count", "0"), row.get("failures", "0"),
+                  row.get("rate", "0"), row.get("50%", "–"), row.get("95%", "–"),
+                  row.get("99%", "–"), row.get("max", "–"))
     reasons = Table("Failures by cause", ["name", "count", "error"])
     for row in failures:
         reasons.add(row["Name"], row["Occurrences"], row["Error"][:160])
@@ -106,22 +137,21 @@ def _report(env: BenchEnv, stats: list[dict[str, str]], history: list[dict[str, 
                    ("Whole-request latency", "ms",
                     {"p50": series("50%"), "p95": series("95%"), "p99": series("99%")})],
                   xlabel="seconds")
-    count = int(thread.get("Request Count") or 0)
-    failed = int(thread.get("Failure Count") or 0)
-    total_failed = sum(int(r["Failure Count"]) for r in stats if r["Name"] == "Aggregated")
+    thread = stats.get("refund", {})
+    count = int(thread.get("count") or 0)
+    failed = int(thread.get("failures") or 0)
+    total_failed = int(stats.get("Aggregated", {}).get("failures") or 0)
     met = count == sizes.locust_requests and total_failed == 0 and refunds == invoices == count
     verdict = (
         f"**Target (all {sizes.locust_requests:,} requests done, 0 failures, each paid once): "
         f"{'met' if met else 'missed'}**: {count:,} requests, {failed} failed threads, "
         f"{total_failed} failed HTTP requests or threads in all; {refunds:,} refunds on "
-        f"{invoices:,} distinct invoices; {fmt(float(thread.get('Requests/s') or 0), 1)} whole "
-        f"requests per second, p50 {thread.get('50%')} ms, p95 {thread.get('95%')} ms, "
-        f"p99 {thread.get('99%')} ms.")
+        f"{invoices:,} distinct invoices; {thread.get('rate')} whole requests per second, "
+        f"p50 {thread.get('50%')} ms, p95 {thread.get('95%')} ms, p99 {thread.get('99%')} ms.")
     return Section(
         9, "Load test: Locust through the runs API",
         method=(__doc__ or "").split("\n\n", 1)[1].strip(),
         tables=[table, reasons] if failures else [table], plots=[plot], verdict=verdict,
         headline=(f"{count:,} refunds with approvals through the API, {total_failed} failures, "
-                  f"{fmt(float(thread.get('Requests/s') or 0), 1)}/s, p95 "
-                  f"{thread.get('95%')} ms"),
+                  f"{thread.get('rate')}/s, p95 {thread.get('95%')} ms"),
     )
