@@ -87,7 +87,8 @@ class Fleet:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "ACCORD_"))}
         env.update(ACCORD_SUPPORT_DB=str(self.tmp / "support.db"), ACCORD_LOG_LEVEL="WARNING",
-                   ACCORD_RUNS_CONCURRENCY=str(self.concurrency), PYTHONPATH="")
+                   ACCORD_RUNS_CONCURRENCY=str(self.concurrency), ACCORD_DB_POOL_SIZE="4",
+                   PYTHONPATH="")
         return env
 
     def _start(self, name: str, args: list[str]) -> None:
