@@ -379,21 +379,39 @@ def _report(env: BenchEnv, configs: list[tuple[str, int]],
 
 def _why(env: BenchEnv, configs: list[tuple[str, int]],
          results: dict[str, list[dict[str, Any]]], one: str | None) -> str:
-    """What bounds each configuration, from the CPU figures measured above."""
+    """What bounds the configurations, from the CPU figures measured above."""
     if one is None:
         return ""
     cores = env.cores
-    machine = Spread.of(r["machine_cores"] for r in results[one]).median
-    workers = Spread.of(r["workers_ms"] * r["rps"] / 1000 for r in results[one]).median
-    parts = [f"With one worker the worker process used {workers:.2f} cores and the machine "
-             f"{machine:.2f} of {cores}: one Python process runs Python on one core at a time, so "
-             "one worker is bound by its own CPU."]
+    rows = results[one]
+
+    def med(values: Any) -> float:
+        return Spread.of(values).median
+
+    worker_ms = med(r["workers_ms"] for r in rows)
+    other_ms = {k: med(r[f"{k}_ms"] for r in rows) for k in ("server", "postgres", "client")}
+    elsewhere = sum(other_ms.values())
+    worker_cores = med(r["workers_ms"] * r["rps"] / 1000 for r in rows)
+    machine = med(r["machine_cores"] for r in rows)
+    rps_one = med(r["rps"] for r in rows)
+    bound = ("its own CPU: one Python process runs Python on one core at a time"
+             if worker_cores >= 0.85 else "less than a core of its own CPU")
+    parts = [
+        f"**Why.** With one worker the worker process used {worker_cores:.2f} cores and the "
+        f"machine {machine:.2f} of {cores}: the worker was bound by {bound}. A request cost "
+        f"{worker_ms:.1f} ms of CPU in the worker and {elsewhere:.1f} ms elsewhere (server "
+        f"{other_ms['server']:.1f}, PostgreSQL {other_ms['postgres']:.1f}, the load client "
+        f"{other_ms['client']:.1f})."]
+    ceiling = min(2 * 1000 / worker_ms, cores * 1000 / (worker_ms + elsewhere))
+    parts.append(
+        f"So on {cores} cores two workers can complete at most min(2 × 1000 ÷ {worker_ms:.1f}, "
+        f"{cores} × 1000 ÷ {worker_ms + elsewhere:.1f}) = {ceiling:.1f} requests/s, "
+        f"{ceiling / rps_one:.2f}× what one worker did: {TWO_WORKERS_TARGET}× needs the CPU a "
+        f"request costs outside the workers under {(2 / TWO_WORKERS_TARGET - 1) * worker_ms:.1f} "
+        "ms, or more cores.")
     many = [(n, w) for n, w in configs if w > 1]
     if many:
         name = many[-1][0]
-        machine = Spread.of(r["machine_cores"] for r in results[name]).median
-        client = Spread.of(r["client_ms"] * r["rps"] / 1000 for r in results[name]).median
-        parts.append(f"With {name} the machine was at {machine:.2f} of {cores} cores, "
-                     f"{client:.2f} of them the load client's: past {cores} worker processes the "
-                     "cores, not the workers, are the limit.")
+        machine = med(r["machine_cores"] for r in results[name])
+        parts.append(f"With {name} the machine was at {machine:.2f} of {cores} cores.")
     return " ".join(parts)
