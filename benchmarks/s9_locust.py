@@ -123,6 +123,10 @@ def _report(env: BenchEnv, stats: dict[str, dict[str, str]], history: list[dict[
     for row in failures:
         reasons.add(row["Name"], row["Occurrences"], row["Error"][:160])
     timeline = [r for r in history if r["Name"] == "refund" and r["Requests/s"] not in ("", "0")]
+    last = max((int(r["Total Request Count"]) for r in timeline), default=0)
+    ended = next((i for i, r in enumerate(timeline) if int(r["Total Request Count"]) == last),
+                 len(timeline))
+    timeline = timeline[:ended + 1]  # not the idle seconds after the last request
     start = float(timeline[0]["Timestamp"]) if timeline else 0.0
     xs = [float(r["Timestamp"]) - start for r in timeline]
 
