@@ -42,6 +42,18 @@ class Sizes:
     growth: tuple[int, ...]
     """Requests one thread has received at each point of section 6's growth curve."""
     pgbench_seconds: int
+    scale_workers: tuple[int, ...]
+    """Worker processes of each configuration of section 8 (besides the in-process server)."""
+    scale_concurrency: int
+    """Requests section 8's client keeps in flight."""
+    scale_warm: float
+    scale_seconds: float
+    scale_repeats: int
+    locust_requests: int
+    """Refunds section 9's Locust run makes (each approved)."""
+    locust_users: int
+    locust_seconds: int
+    """The Locust run's time bound."""
 
 
 FULL = Sizes(
@@ -49,13 +61,17 @@ FULL = Sizes(
     workload_repeats=3, concurrency=(1, 8, 32, 128, 256), throughput_seconds=5.0,
     throughput_repeats=3, accounting_requests=120, accounting_concurrency=32, pgbench_scale=10,
     resumes=40, waiting_threads=10_000, storage_requests=200, growth=(1, 10, 50),
-    pgbench_seconds=5,
+    pgbench_seconds=5, scale_workers=(1, 2, 4), scale_concurrency=256, scale_warm=8.0,
+    scale_seconds=20.0, scale_repeats=3, locust_requests=5000, locust_users=64,
+    locust_seconds=1200,
 )
 QUICK = Sizes(
     repeats=2, overhead_requests=4, workload_requests=10, workload_latency=0.0,
     workload_repeats=1, concurrency=(1, 8), throughput_seconds=1.0, throughput_repeats=1,
     accounting_requests=8, accounting_concurrency=4, pgbench_scale=1, resumes=4,
     waiting_threads=100, storage_requests=10, growth=(1, 3, 6), pgbench_seconds=1,
+    scale_workers=(1, 2), scale_concurrency=8, scale_warm=2.0, scale_seconds=2.0,
+    scale_repeats=1, locust_requests=12, locust_users=4, locust_seconds=120,
 )
 
 

@@ -1,4 +1,4 @@
-"""The harness: run the seven sections, write ``REPORT.md`` and plots, print the tables."""
+"""The harness: run the sections, write ``REPORT.md`` and plots, print the tables."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ SECTIONS = {
     5: ("s5_waiting", "Many waiting threads", False),
     6: ("s6_storage", "Storage", False),
     7: ("s7_lines", "Lines of code: the publishing desk", False),
+    8: ("s8_scaling", "Scaling out: worker processes on one PostgreSQL", True),
+    9: ("s9_locust", "Load test: Locust through the runs API", True),
 }
 """number -> (module, title, needs PostgreSQL)."""
 

@@ -15,6 +15,7 @@ ledger live in the same database as the checkpoints. Every saver supports
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -26,18 +27,36 @@ from accord.checkpoints.connections import (
     postgres_pool,
     run_setup_once,
 )
+from accord.checkpoints.errors import UnsupportedOption
 from accord.checkpoints.locks import LockSession
 from accord.checkpoints.memory import AccordMemorySaver
 from accord.checkpoints.postgres import AccordPostgresSaver
 from accord.checkpoints.sqlite import AccordSqliteSaver
 from accord.checkpoints.urls import Backend, parse_url, resolve_url
 
+POOL_SIZE_ENV = "ACCORD_DB_POOL_SIZE"
+POOL_SIZE = 20
+
+
+def pool_size_default() -> int:
+    """``$ACCORD_DB_POOL_SIZE`` (a positive number), else 20."""
+    raw = os.environ.get(POOL_SIZE_ENV, "").strip()
+    if not raw:
+        return POOL_SIZE
+    if not raw.isdigit() or int(raw) < 1:
+        raise UnsupportedOption(f"{POOL_SIZE_ENV} must be a positive number of connections, "
+                            f"not {raw!r}")
+    return int(raw)
+
 
 @contextmanager
 def open_saver(
-    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT, pool_size: int = 20
+    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT, pool_size: int | None = None
 ) -> Iterator[AccordSaver]:
     """Yield accord's saver for ``url`` (see ``resolve_url``) and close its connections on exit.
+
+    PostgreSQL connections come from a pool of at most ``pool_size`` (default
+    ``$ACCORD_DB_POOL_SIZE``, else 20), opened as they are needed.
 
     Raises ``UnknownScheme`` for an unsupported URL and ``DatabaseUnreachable`` when the
     database cannot be reached within ``timeout`` seconds.
@@ -60,7 +79,7 @@ def open_saver(
             saver.close_executor()
             conn.close()
     else:
-        with postgres_pool(db, timeout=timeout, max_size=pool_size) as pool:
+        with postgres_pool(db, timeout=timeout, max_size=pool_size or pool_size_default()) as pool:
             locks = LockSession(lambda: connect_postgres(db, timeout))
             saver = AccordPostgresSaver(pool, locks)
             try:
@@ -73,7 +92,7 @@ def open_saver(
 
 @asynccontextmanager
 async def open_async_saver(
-    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT, pool_size: int = 20
+    url: str | None = None, *, timeout: float = CONNECT_TIMEOUT, pool_size: int | None = None
 ) -> AsyncIterator[AccordSaver]:
     """``open_saver`` for async code: opening and closing happen off the event loop."""
     manager = open_saver(url, timeout=timeout, pool_size=pool_size)

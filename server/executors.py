@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from accord.checkpoints import ThreadRecord
 from accord.engine.session import Session
 from accord.errors import AccordError
+from accord.records import ThreadStatus
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +76,15 @@ class Executor(Protocol):
 
 def live_status(executor: Executor, thread_id: str, record: ThreadRecord | None) -> str | None:
     """The thread's status as the API shows it: ``running`` while this process runs it,
-    ``queued`` while its work waits, else the thread index's (None: an unknown thread)."""
+    ``queued`` while its work waits, ``running`` while a run holds it, else the thread
+    index's (None: an unknown thread)."""
     if executor.running(thread_id):
         return "running"
     if executor.pending(thread_id, record):
         return "queued"
+    if record is not None and record.run_id is not None:
+        # claimed by a run (a resume keeps the waiting status until its first step): running
+        return ThreadStatus.RUNNING.value
     return record.status.value if record is not None else None
 
 

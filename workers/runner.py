@@ -29,7 +29,7 @@ async def run_worker(url: str, settings: WorkerSettings, *,
                      install_signal_handlers: bool = True) -> None:
     """Run jobs from ``settings.queues`` until stopped."""
     await check_database(url)
-    app = make_app(url, pool_size=max(4, settings.concurrency + 2))
+    app = make_app(url, pool_size=min(6, settings.concurrency + 2))  # jobs are fetched one by one
     register_jobs(app, settings)
     register_periodic(app, settings)
     async with Session.open(url) as session, app.open_async():

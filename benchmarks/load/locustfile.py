@@ -104,4 +104,5 @@ class SupportUser(HttpUser):
                             response_length=0, response=None,
                             exception=RuntimeError(problem) if problem else None)
         if next(_finished) >= REQUESTS:
-            self.environment.runner.quit()
+            # from a greenlet of its own: quit stops every user, this one too, midway
+            gevent.spawn(self.environment.runner.quit)

@@ -17,9 +17,11 @@ TITLES = (
     "Many waiting threads",
     "Storage",
     "Lines of code: the publishing desk",
+    "Scaling out: worker processes on one PostgreSQL",
+    "Load test: Locust through the runs API",
 )
 PLOTS = {"1_overhead.png", "2_calls.png", "3_throughput.png", "3_latency.png", "4_resume.png",
-         "5_memory.png", "6_storage.png", "6_growth.png"}
+         "5_memory.png", "6_storage.png", "6_growth.png", "8_scaling.png", "9_locust.png"}
 VERDICT = r"\*\*Target \({}[^*]*\): (met|missed)\*\*"
 
 
@@ -39,11 +41,11 @@ def _number(cell: str) -> float:
     return float(cell.split(" ")[0].replace(",", "").rstrip("×"))
 
 
-def test_quick_run_writes_all_seven_sections(tmp_path: Path, postgres_url: str) -> None:
+def test_quick_run_writes_every_section(tmp_path: Path, postgres_url: str) -> None:
     env = {**os.environ, "ACCORD_BENCH_POSTGRES_URL": postgres_url, "MPLBACKEND": "Agg"}
     done = subprocess.run(
         [sys.executable, "-P", str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=480, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = (tmp_path / "REPORT.md").read_text()
@@ -98,6 +100,22 @@ def test_quick_run_writes_all_seven_sections(tmp_path: Path, postgres_url: str) 
     lines = sections[7]
     assert "`benchmarks/desk_langgraph.py`" in lines and "`graphs/desk/workflow.py`" in lines
     assert re.search(VERDICT.format("accord ≤ 1/3 of the hand-written lines"), lines)
+
+    # 8: every configuration completed requests through the API, none failed; both verdicts
+    scaling = sections[8]
+    for name in ("in-process serve", "1 worker", "2 workers"):
+        [row] = _rows(scaling, name)
+        assert _number(row[1]) > 0 and _number(row[9]) > 0  # requests / s, CPU ms per request
+        assert row[-1] == "0"  # failed or refused
+    assert re.search(VERDICT.format("2 workers ≥ 1.7× one worker"), scaling)
+    assert re.search(VERDICT.format("the best configuration ≥ 70% of the CPU bound"), scaling)
+
+    # 9: Locust's whole requests, all done, each paid once
+    load = sections[9]
+    [refund] = _rows(load, "thread")
+    assert refund[1:4] == ["refund", "12", "0"], refund
+    assert re.search(r"\*\*Target \(all 12 requests done, 0 failures, each paid once\): met\*\*",
+                     load), load
 
 
 def test_quick_run_without_postgres_says_skipped(tmp_path: Path) -> None:

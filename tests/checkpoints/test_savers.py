@@ -102,3 +102,17 @@ def test_default_sqlite_saver_under_accord(tmp_path, monkeypatch, counter_builde
     with open_saver() as saver:
         counter_builder().compile(checkpointer=saver).invoke({"count": 0}, _cfg(thread_id))
     assert (tmp_path / ".accord" / "accord.db").is_file()
+
+
+def test_the_pool_size_comes_from_the_environment(monkeypatch) -> None:
+    from accord.checkpoints.errors import UnsupportedOption
+    from accord.checkpoints.savers import pool_size_default
+
+    monkeypatch.delenv("ACCORD_DB_POOL_SIZE", raising=False)
+    assert pool_size_default() == 20
+    monkeypatch.setenv("ACCORD_DB_POOL_SIZE", "6")
+    assert pool_size_default() == 6
+    for bad in ("0", "-3", "many"):
+        monkeypatch.setenv("ACCORD_DB_POOL_SIZE", bad)
+        with pytest.raises(UnsupportedOption, match="ACCORD_DB_POOL_SIZE must be a positive"):
+            pool_size_default()

@@ -345,3 +345,34 @@ def test_events_of_a_thread_another_process_runs(tmp_path, support_env) -> None:
         assert stream.of("status")[0].data["pending"]["action_requests"][0]["name"] == (
             "issue_refund")
         assert [e.data["kind"] for e in stream.of("audit")][:2] == ["route", "transition"]
+
+
+def test_a_claimed_resume_shows_running_before_its_first_step(tmp_path, support_env) -> None:
+    """A worker that has claimed a waiting thread for a decision keeps the thread's waiting
+    status until its first step is saved; the API shows it running meanwhile, so a client
+    that follows it never takes the old approval for the new state."""
+    import asyncio
+
+    from accord.checkpoints.runs import RunKind, RunSpec
+    from accord.checkpoints.savers import open_saver
+    from accord.engine.session import Session
+
+    url = f"sqlite:///{tmp_path}/accord.db"
+
+    async def elsewhere() -> str:
+        async with Session.open(url) as session:
+            outcome = await session.run("support", REQUEST, "t-claimed", lambda *_: None)
+            return outcome.status
+
+    with serving(url) as base:
+        assert asyncio.run(elsewhere()) == "interrupted"
+        assert httpx.get(f"{base}/api/threads/t-claimed", timeout=30).json()["status"] == (
+            "interrupted")
+        with open_saver(url) as saver:  # another process's run, claimed, no step saved yet
+            handle = saver.begin_run(RunSpec("t-claimed", RunKind.RESUME, graph="support"))
+            assert saver.threads.get("t-claimed").status.value == "interrupted"
+            view = httpx.get(f"{base}/api/threads/t-claimed", timeout=30).json()
+            assert view["status"] == "running", view
+            saver.end_run(handle)
+        assert httpx.get(f"{base}/api/threads/t-claimed", timeout=30).json()["status"] == (
+            "interrupted")
