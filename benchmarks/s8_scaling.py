@@ -366,7 +366,8 @@ def _report(env: BenchEnv, configs: list[tuple[str, int]],
         f"**Target (the best configuration ≥ {BOUND_TARGET:.0%} of the CPU bound): "
         f"{'met' if met else 'missed'}**: {best}, {spread(best, 'rps').median:.1f} requests/s, "
         f"{of_bound[best].median:.0%} of its CPU bound; p95 {p95[best]:.0f} ms.")
-    verdict.append(_why(env, configs, results, one))
+    verdict.append(_why(env, configs, results, one, sizes.scale_concurrency,
+                        ratio_of[two].median if two and one else None))
     return Section(
         8, "Scaling out: worker processes on one PostgreSQL",
         method=(__doc__ or "").split("\n\n", 1)[1].strip(),
@@ -378,7 +379,8 @@ def _report(env: BenchEnv, configs: list[tuple[str, int]],
 
 
 def _why(env: BenchEnv, configs: list[tuple[str, int]],
-         results: dict[str, list[dict[str, Any]]], one: str | None) -> str:
+         results: dict[str, list[dict[str, Any]]], one: str | None, concurrency: int,
+         ratio: float | None) -> str:
     """What bounds the configurations, from the CPU figures measured above."""
     if one is None:
         return ""
@@ -404,11 +406,25 @@ def _why(env: BenchEnv, configs: list[tuple[str, int]],
         f"{other_ms['client']:.1f})."]
     ceiling = min(2 * 1000 / worker_ms, cores * 1000 / (worker_ms + elsewhere))
     parts.append(
-        f"So on {cores} cores two workers can complete at most min(2 × 1000 ÷ {worker_ms:.1f}, "
-        f"{cores} × 1000 ÷ {worker_ms + elsewhere:.1f}) = {ceiling:.1f} requests/s, "
-        f"{ceiling / rps_one:.2f}× what one worker did: {TWO_WORKERS_TARGET}× needs the CPU a "
-        f"request costs outside the workers under {(2 / TWO_WORKERS_TARGET - 1) * worker_ms:.1f} "
-        "ms, or more cores.")
+        f"At those costs per request, two workers on {cores} cores could complete at most "
+        f"min(2 × 1000 ÷ {worker_ms:.1f}, {cores} × 1000 ÷ {worker_ms + elsewhere:.1f}) = "
+        f"{ceiling:.1f} requests/s, {ceiling / rps_one:.2f}× what one worker did.")
+    two = next((n for n, w in configs if w == 2), None)
+    if two and ratio is not None:
+        two_rows = results[two]
+        two_worker_ms = med(r["workers_ms"] for r in two_rows)
+        two_elsewhere = sum(med(r[f"{k}_ms"] for r in two_rows)
+                            for k in ("server", "postgres", "client"))
+        change = 1 - two_worker_ms / worker_ms
+        parts.append(
+            f"Measured with two workers ({concurrency // 2} job slots each): {two_worker_ms:.1f} ms of "
+            f"CPU per request in the workers ({abs(change):.0%} {'less' if change >= 0 else 'more'}"
+            f" than one worker holding all {concurrency}) and {two_elsewhere:.1f} ms elsewhere, "
+            f"{ratio:.2f}× one worker's requests/s (the median of the windows' ratios).")
+        if ratio < TWO_WORKERS_TARGET:
+            parts.append(
+                f"{TWO_WORKERS_TARGET}× needs the CPU a request costs outside the workers under "
+                f"{(2 / TWO_WORKERS_TARGET - 1) * two_worker_ms:.1f} ms, or more cores.")
     many = [(n, w) for n, w in configs if w > 1]
     if many:
         name = many[-1][0]

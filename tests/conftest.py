@@ -8,7 +8,7 @@
   that need it skip with a reason, but under ``CI=true`` a missing or unreachable database
   fails them;
 - ``receiver`` (a webhook on loopback) and ``smtp`` (an aiosmtpd server on loopback): what
-  notifications reach.
+  notifications reach; ``otlp_receiver`` (OTLP/HTTP on loopback): the spans processes export.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 pytest_plugins = ["accord.testing.pytest_plugin"]
@@ -210,3 +214,82 @@ def smtp() -> Iterator[tuple[SMTPSink, str]]:
         yield sink, f"smtp://127.0.0.1:{port}"
     finally:
         controller.stop()
+
+
+# a receiver of traces: OTLP/HTTP on loopback --------------------------------------------
+
+@dataclass
+class ReceivedSpan:
+    """One span as an OTLP export request carried it."""
+
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    attributes: dict[str, Any]
+    links: list[tuple[str, str]]
+    service: str
+
+
+@dataclass
+class OtlpReceiver:
+    """A real OTLP/HTTP trace receiver on loopback (protobuf export requests)."""
+
+    endpoint: str
+    spans: list[ReceivedSpan] = field(default_factory=list)
+    requests: int = 0
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+    def named(self, name: str) -> list[ReceivedSpan]:
+        return [s for s in self.spans if s.name == name]
+
+
+def _value(any_value: Any) -> Any:
+    kind = any_value.WhichOneof("value")
+    return getattr(any_value, kind) if kind else None
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    receiver = OtlpReceiver(endpoint=f"http://127.0.0.1:{server.server_address[1]}")
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            received = []
+            for resource_spans in request.resource_spans:
+                resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        received.append(ReceivedSpan(
+                            name=span.name, trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(), parent_span_id=span.parent_span_id.hex(),
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            links=[(ln.trace_id.hex(), ln.span_id.hex()) for ln in span.links],
+                            service=str(resource.get("service.name"))))
+            with lock:
+                receiver.spans.extend(received)
+                receiver.requests += 1
+            reply = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200 if self.path == "/v1/traces" else 404)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+            receiver.arrived.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server.RequestHandlerClass = Handler
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,23 +1,15 @@
-"""Fixtures for the observability tests: an in-memory span exporter as accord's provider, a
-real OTLP/HTTP receiver on loopback, and the `accord` CLI in a subprocess (the webhook and SMTP
-receivers are in the root conftest)."""
+"""Fixtures for the observability tests: an in-memory span exporter as accord's provider and
+the `accord` CLI in a subprocess (the OTLP, webhook and SMTP receivers are in the root
+conftest)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -37,83 +29,6 @@ def spans() -> Iterator[InMemorySpanExporter]:
     finally:
         use_provider(previous)
         provider.shutdown()
-
-
-@dataclass
-class ReceivedSpan:
-    """One span as an OTLP export request carried it."""
-
-    name: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    attributes: dict[str, Any]
-    links: list[tuple[str, str]]
-    service: str
-
-
-@dataclass
-class OtlpReceiver:
-    """A real OTLP/HTTP trace receiver on loopback (protobuf export requests)."""
-
-    endpoint: str
-    spans: list[ReceivedSpan] = field(default_factory=list)
-    requests: int = 0
-    arrived: threading.Event = field(default_factory=threading.Event)
-
-    def named(self, name: str) -> list[ReceivedSpan]:
-        return [s for s in self.spans if s.name == name]
-
-
-def _value(any_value: Any) -> Any:
-    kind = any_value.WhichOneof("value")
-    return getattr(any_value, kind) if kind else None
-
-
-@pytest.fixture
-def otlp_receiver() -> Iterator[OtlpReceiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    receiver = OtlpReceiver(endpoint=f"http://127.0.0.1:{server.server_address[1]}")
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(body)
-            received = []
-            for resource_spans in request.resource_spans:
-                resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        received.append(ReceivedSpan(
-                            name=span.name, trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(), parent_span_id=span.parent_span_id.hex(),
-                            attributes={a.key: _value(a.value) for a in span.attributes},
-                            links=[(ln.trace_id.hex(), ln.span_id.hex()) for ln in span.links],
-                            service=str(resource.get("service.name"))))
-            with lock:
-                receiver.spans.extend(received)
-                receiver.requests += 1
-            reply = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200 if self.path == "/v1/traces" else 404)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-            receiver.arrived.set()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server.RequestHandlerClass = Handler
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
