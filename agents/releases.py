@@ -210,7 +210,13 @@ class SqlReleases(ReleaseStore):
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
             for ddl in _DDL[self.dialect]:
                 cur.execute(ddl)
-            self._ready = True
+
+    def _in_transaction(self, body: Callable[[Any], Any]) -> Any:
+        """``body`` in a transaction that creates the tables first if need be; the tables are
+        known to exist only once it committed (a transaction cut short rolls them back)."""
+        result = self.saver._transaction(None, lambda cur: (self._setup(cur), body(cur))[1])
+        self._ready = True
+        return result
 
     def _select(self, cur: Any, where: str = "", params: tuple[Any, ...] = (),
                 lock: bool = False) -> list[AgentRelease]:
@@ -222,7 +228,7 @@ class SqlReleases(ReleaseStore):
     def _readable(self, body: Callable[[Any], Any]) -> Any:
         if self._ready:
             return self.saver._read(body)
-        return self.saver._transaction(None, lambda cur: (self._setup(cur), body(cur))[1])
+        return self._in_transaction(body)
 
     def all(self) -> dict[str, AgentRelease]:
         return {r.agent: r for r in self._readable(self._select)}
@@ -232,7 +238,6 @@ class SqlReleases(ReleaseStore):
         p = self._p
 
         def body(cur: Any) -> AgentRelease:
-            self._setup(cur)
             cur.execute(f"INSERT INTO accord_agent_releases (agent) VALUES ({p})"
                         " ON CONFLICT (agent) DO NOTHING", (agent,))
             before = self._select(cur, f" WHERE agent = {p}", (agent,), lock=True)[0]
@@ -254,7 +259,7 @@ class SqlReleases(ReleaseStore):
                             (agent, field, json.dumps(old), json.dumps(new), by, at))
             return after
 
-        return self.saver._transaction(None, body)
+        return self._in_transaction(body)
 
     def changes(self, agent: str | None = None) -> list[ReleaseChange]:
         where, params = (f" WHERE agent = {self._p}", (agent,)) if agent else ("", ())

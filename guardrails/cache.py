@@ -176,10 +176,11 @@ class SqlCache(CacheStore):
             if not self._ready:
                 for statement in _DDL:
                     cur.execute(statement)
-                self._ready = True
             return body(cur)
 
-        return self.saver._transaction(None, run)
+        result = self.saver._transaction(None, run)
+        self._ready = True  # known to exist once committed: a transaction cut short rolls them back
+        return result
 
     def get(self, key: str, now: float) -> AIMessage | None:
         sql = self.saver.dialect.sql

@@ -152,14 +152,17 @@ class SqlUsage(UsageStore):
         if not self._ready:
             for statement in _DDL:
                 cur.execute(statement)
-            self._ready = True
 
     def _query(self, body: Any) -> Any:
         def run(cur: Any) -> Any:
             self._setup(cur)
             return body(cur)
 
-        return self.saver._read(run) if self._ready else self.saver._transaction(None, run)
+        if self._ready:
+            return self.saver._read(run)
+        result = self.saver._transaction(None, run)
+        self._ready = True  # known to exist once committed: a transaction cut short rolls them back
+        return result
 
     def record(self, record: UsageRecord) -> None:
         values = {**asdict(record), "day": record.day}
@@ -172,6 +175,7 @@ class SqlUsage(UsageStore):
                         tuple(values[c] for c in _COLUMNS))
 
         self.saver._transaction(None, body)
+        self._ready = True
 
     def spent(self, scope: Scope, key: str | None, day: str | None = None) -> float:
         clause, params = _where(scope, key, day or today())

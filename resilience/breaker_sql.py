@@ -54,7 +54,11 @@ class SqlBreakers(BreakerStore):
     def _setup(self, cur: Any) -> None:
         if not self._ready:
             cur.execute(_DDL[self.dialect])
-            self._ready = True
+
+    def _in_transaction(self, body: Callable[[Any], Any]) -> Any:
+        result = self.saver._transaction(None, body)
+        self._ready = True  # known to exist once committed: a transaction cut short rolls back
+        return result
 
     def change(self, name: str, step: Callable[[Breaker], tuple[Any, Breaker]]) -> Any:
         p = self._p
@@ -76,7 +80,7 @@ class SqlBreakers(BreakerStore):
                      after.updated_at, name))
             return answer
 
-        return self.saver._transaction(None, body)
+        return self._in_transaction(body)
 
     def all(self) -> list[Breaker]:
         def body(cur: Any) -> list[Breaker]:
@@ -86,7 +90,7 @@ class SqlBreakers(BreakerStore):
 
         if self._ready:
             return self.saver._read(body)
-        return self.saver._transaction(None, body)
+        return self._in_transaction(body)
 
 
 _STORES: weakref.WeakKeyDictionary[Any, BreakerStore] = weakref.WeakKeyDictionary()

@@ -69,6 +69,8 @@ def postgres_url(url: str | None) -> str:
 
 def make_app(url: str, *, pool_size: int = 10) -> App:
     """A procrastinate app on ``url`` (not opened), with no tasks of its own."""
+    # procrastinate's pool checks each connection it hands out; a session that ends while in
+    # use fails its query, and the worker starts again (``accord.workers.runner``)
     return App(connector=PsycopgConnector(conninfo=url, min_size=1, max_size=pool_size))
 
 

@@ -20,7 +20,8 @@ import logging
 from datetime import timedelta
 
 from procrastinate import App, JobContext
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
 
 from accord.checkpoints import prune_saver
 from accord.checkpoints.threads import utc_now
@@ -38,13 +39,24 @@ _HELD = ("SELECT count(*) AS n FROM procrastinate_jobs "
 
 
 async def requeue_stalled(app: App, settings: WorkerSettings) -> list[int]:
-    """Give the jobs of silent workers back to the queue; their ids."""
+    """Give the jobs of silent workers back to the queue; their ids.
+
+    A stalled job whose thread already has a job waiting (a decision queued while it ran) is
+    finished ``failed`` instead: two jobs of one thread cannot both wait, and the waiting one
+    carries the thread on from its last checkpoint (a job acts on what the thread index says).
+    """
     stalled = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_after)
     ids = []
     for job in stalled:
-        await app.job_manager.retry_job(job)
-        logger.warning("job %s of a silent worker requeued", job.id,
-                       extra={"job_id": job.id, "thread_id": job.lock, "task": job.task_name})
+        fields = {"job_id": job.id, "thread_id": job.lock, "task": job.task_name}
+        try:
+            await app.job_manager.retry_job(job)
+        except UniqueViolation:
+            await app.job_manager.finish_job(job, Status.FAILED, delete_job=False)
+            logger.warning("job %s of a silent worker finished: its thread has a job waiting",
+                           job.id, extra=fields)
+            continue
+        logger.warning("job %s of a silent worker requeued", job.id, extra=fields)
         ids.append(job.id)
     return ids
 

@@ -38,3 +38,21 @@ def test_an_unreadable_row_is_one_clear_error(tmp_path):
             "UPDATE accord_agent_releases SET withdrawn = 'not json'"))
         with pytest.raises(ReleaseTableCorrupt, match="accord_agent_releases row 'helper'"):
             store.all()
+
+
+def test_a_first_transaction_cut_short_leaves_the_tables_to_the_next(durable_url):
+    """The tables are created in the first transaction that needs them; when it rolls back (a
+    failed edit here, a session ended under it in production) the next one creates them."""
+    from accord.resilience.breaker_sql import SqlBreakers
+
+    def fail(_value):
+        raise RuntimeError("cut short")
+
+    with open_saver(durable_url) as saver:
+        releases, breakers = releases_for(saver), SqlBreakers(saver)
+        for first in (lambda: releases.change("helper", "ana", fail),
+                      lambda: breakers.change("model:x", fail)):
+            with pytest.raises(RuntimeError, match="cut short"):
+                first()
+        assert releases.all() == {}
+        assert breakers.all() == []
