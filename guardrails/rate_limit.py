@@ -132,9 +132,35 @@ class _Buckets(BucketFactory):
             return list(self._made.values())
 
 
+_ZCOUNT_TO_NOW = "redis.call('ZCOUNT', bucket, window_start, now)"
+
+
+def _redis_bucket_class() -> type:
+    """pyrate-limiter's Redis bucket, counting every entry from the window's start on.
+
+    Each process stamps its entry with its own clock before the script runs, so an entry
+    stamped a millisecond later by another process can reach Redis first; counting only up to
+    the caller's ``now`` would leave it out and let one request more through than the limit.
+    """
+    from pyrate_limiter import RedisBucket
+    from pyrate_limiter.buckets.redis_bucket import LuaScript
+
+    if _ZCOUNT_TO_NOW not in LuaScript.PUT_ITEM:
+        raise RuntimeError("pyrate-limiter's Redis script changed: accord cannot bound its count")
+    script = LuaScript.PUT_ITEM.replace(_ZCOUNT_TO_NOW,
+                                        "redis.call('ZCOUNT', bucket, window_start, '+inf')")
+
+    class SharedRedisBucket(RedisBucket):
+        @classmethod
+        def init(cls, rates, redis, bucket_key, algorithm=None):  # type: ignore[override]
+            return cls(rates, redis, bucket_key, redis.script_load(script), algorithm)
+
+    return SharedRedisBucket
+
+
 def _maker(backend: str | None) -> tuple[Callable[[str, list[Rate]], AbstractBucket], Any]:
     """How buckets are made on ``backend``, and the client to close with them."""
-    from pyrate_limiter import InMemoryBucket, PostgresBucket, RedisBucket, SQLiteBucket
+    from pyrate_limiter import InMemoryBucket, PostgresBucket, SQLiteBucket
 
     if not backend or backend.startswith("memory://"):
         return (lambda name, rates: InMemoryBucket(rates)), None
@@ -142,7 +168,8 @@ def _maker(backend: str | None) -> tuple[Callable[[str, list[Rate]], AbstractBuc
         import redis
 
         client = redis.Redis.from_url(backend)
-        return (lambda name, rates: RedisBucket.init(rates, client, f"accord:ratelimit:{name}")), client
+        bucket = _redis_bucket_class()
+        return (lambda name, rates: bucket.init(rates, client, f"accord:ratelimit:{name}")), client
     if backend.startswith(("postgresql://", "postgres://")):
         from psycopg_pool import ConnectionPool
 

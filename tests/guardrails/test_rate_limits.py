@@ -146,6 +146,23 @@ def test_two_processes_share_one_limit_through_redis():
     assert sum(took) == 5, took  # 5 in all, not 5 each
 
 
+def test_an_entry_stamped_later_by_another_process_still_counts_in_redis():
+    # another process's clock ran a few ms ahead: its entries reach Redis before this one
+    from pyrate_limiter import RateItem
+
+    from accord.guardrails.rate_limit import _maker
+
+    make, client = _maker(REDIS)
+    try:
+        bucket = make(f"skew-{uuid.uuid4().hex[:8]}", [Rate(5, Duration.HOUR)])
+        now = bucket.now()
+        assert all(bucket.put(RateItem("other", now + 5)) for _ in range(5))
+        assert bucket.put(RateItem("this", now)) is False
+    finally:
+        client.delete(*client.keys("accord:ratelimit:skew-*"))
+        client.close()
+
+
 def test_two_processes_share_one_limit_through_postgres(postgres_url):
     # pyrate-limiter's PostgreSQL bucket refuses a put while another holds its table lock
     # (NOWAIT): a short bounded wait retries it
