@@ -66,7 +66,6 @@ STOPPED = (GeneratorExit, asyncio.CancelledError, KeyboardInterrupt)
 
 DRIVER_ERRORS = (psycopg.Error, sqlite3.Error)
 """Database errors: the database's trouble, not a stored value's."""
-"""Ways a run stops without failing: the caller stopped reading, cancelled or interrupted it."""
 
 
 class ClaimRefused(CheckpointError):
@@ -263,6 +262,11 @@ class AccordSaver(LedgerAccess, AuditAccess):
         return await self._offload(self.end_run, handle, error)
 
     def _outcome(self, handle: RunHandle, error: BaseException | None) -> RunEnd:
+        if error is not None and handle.store_error is not None and (
+                error is handle.store_error or isinstance(error, DRIVER_ERRORS)):
+            # accord's database failed under the run, not the run's work: what was saved
+            # stands and the thread stays running, for a retry (or the stuck-thread chore)
+            return RunEnd(ThreadStatus.RUNNING)
         if error is not None and not isinstance(error, STOPPED):
             return RunEnd(ThreadStatus.FAILED, error=cause_of(error))
         if handle.failure is not None and error is None:
@@ -330,9 +334,11 @@ class AccordSaver(LedgerAccess, AuditAccess):
                 self._final_transaction(handle, body)
             else:
                 self._transaction(handle, body)
-        except BaseException:
+        except BaseException as exc:
             if not handle.fenced:
                 handle.pending[:0] = ops  # nothing was written: a later flush may try again
+            if isinstance(exc, DRIVER_ERRORS) and not final:
+                handle.store_error = exc
             raise
         events_committed(handle, events, time.perf_counter() - started, self.dialect.name)
         if puts:
@@ -398,7 +404,11 @@ class AccordSaver(LedgerAccess, AuditAccess):
             if handle is not None and handle.spec.delta_channels:
                 return self._read_together(lambda: self._with_history(handle, config))
             return super().get_tuple(config)  # type: ignore[misc]
-        except (AccordError, *DRIVER_ERRORS):
+        except DRIVER_ERRORS as exc:
+            if handle is not None:
+                handle.store_error = exc
+            raise
+        except AccordError:
             raise
         except Exception as exc:  # noqa: BLE001 - a stored value that cannot be read back
             configurable = config.get("configurable") or {}

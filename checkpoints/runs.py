@@ -155,6 +155,9 @@ class RunHandle:
     """Whether the recorded request has reached a durable checkpoint."""
     fenced: bool = False
     """Set once a write was refused: the run has lost its thread."""
+    store_error: BaseException | None = field(default=None, repr=False)
+    """The error of accord's own database that stopped the run, if one did: the thread is left
+    ``running`` (its saved steps stand) for a retry to continue, not failed."""
     ended: bool = False
     """Set by ``end_run``."""
     recorded_events: set[str] = field(default_factory=set)

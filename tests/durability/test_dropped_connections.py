@@ -15,11 +15,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from accord.checkpoints import open_saver
 
@@ -114,3 +116,68 @@ def test_a_writer_that_lost_its_thread_cannot_write(tmp_path: Path, postgres_url
     assert [parents[i] for i in ids] == [None, *ids[:-1]]  # linear: nothing forked
     finished = [e for e in audit if e.kind == "task_finished"]
     assert [e.details()["task"]["result"] for e in finished] == ["finished by B"]
+
+
+def _hold_checkpoints_then_cancel(url: str, app: str, held: threading.Event,
+                                  cancelled: list[int]) -> None:
+    """Lock the checkpoints table; cancel the first statement of `app` that waits for it (as
+    an operator or a statement killer would); then let go."""
+    with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as watcher:
+        holder.execute("LOCK TABLE checkpoints IN EXCLUSIVE MODE")
+        held.set()
+        deadline = time.monotonic() + 60
+        while not cancelled and time.monotonic() < deadline:
+            cancelled.extend(row[0] for row in watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                "AND wait_event_type = 'Lock'", (app,)).fetchall())
+        for pid in cancelled:
+            watcher.execute("SELECT pg_cancel_backend(%s)", (pid,))
+        holder.rollback()
+
+
+def test_a_run_whose_database_fails_under_it_stays_running_and_continues(postgres_url: str):
+    """accord's own database failing mid-run is not the run's failure: the steps saved stand,
+    the thread stays running (no dead letter, no run_failed), and continuing finishes it."""
+    from langchain_core.messages import AIMessage
+
+    from accord.graphs import Router, Step, Workflow
+    from accord.records import AuditKind, ThreadStatus
+
+    app = f"accord-blip-{uuid.uuid4().hex[:8]}"
+    thread = f"blip-{uuid.uuid4().hex[:10]}"
+    calls = {"a": 0, "b": 0}
+    held, cancelled = threading.Event(), []
+
+    def a(state):
+        calls["a"] += 1
+        if calls["a"] == 1:  # the step after this one is written while the table is locked
+            threading.Thread(target=_hold_checkpoints_then_cancel,
+                             args=(postgres_url, app, held, cancelled), daemon=True).start()
+            assert held.wait(30)
+        return Step("b", {"messages": [AIMessage("a spoke", name="a")]})
+
+    def b(state):
+        calls["b"] += 1
+        return Step("router", {
+            "tasks": {state["active_task"]: {"status": "completed", "result": "finished"}},
+            "messages": [AIMessage("finished", name="b")]})
+
+    workflow = Workflow("blip", router=Router(default="a"), max_hops=10)
+    workflow.node("a", a).node("b", b)
+    workflow.transitions({"router": ["a", "END"], "a": ["b"], "b": ["router"]})
+    config = {"configurable": {"thread_id": thread}}
+    with open_saver(with_app_name(postgres_url, app)) as saver:
+        graph = workflow.compile(checkpointer=saver)
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            graph.invoke({"messages": [{"role": "user", "content": "go"}]}, config)
+        assert cancelled, "no statement of the run waited for the locked table"
+        record = saver.threads.get(thread)
+        assert (record.status, record.error) == (ThreadStatus.RUNNING, None)
+        kinds = [e.kind for e in saver.audit_log(thread)]
+        assert AuditKind.RUN_FAILED not in kinds and AuditKind.DEAD_LETTERED not in kinds
+        assert saver.checkpoint_ids(thread), "the steps before the failure were saved"
+
+        out = graph.invoke(None, config)
+        assert out["messages"][-1].content == "finished"
+        assert saver.threads.get(thread).status is ThreadStatus.DONE
+        assert calls == {"a": 1, "b": 1}  # a's step was saved: continuing started at b
