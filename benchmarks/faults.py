@@ -375,6 +375,7 @@ class Drill:
         self.timeline: list[tuple[float, int]] = []
         self.t0 = 0.0
         self._chaos_task: asyncio.Task[None] | None = None
+        self._cut_started = asyncio.Event()
 
     # set-up ----------------------------------------------------------------------------------
     async def _setup(self) -> Fleet:
@@ -504,45 +505,60 @@ class Drill:
 
     async def _chaos(self, fleet: Fleet) -> None:
         plan = self._plan()
+        cut: asyncio.Task[None] | None = None
         while plan:
             at, kind = plan[0]
             if len(self.finished_at) < at:
                 await asyncio.sleep(0.05)
                 continue
             plan.pop(0)
+            if kind == "cut" and self.netns is not None:
+                cut = asyncio.create_task(self._cut(fleet, self.netns))
+                await self._cut_started.wait()
+                continue
+            # a worker that runs jobs (not the one whose network is down: it could not start
+            # again until the network is back, which tests the outage, not the kill)
+            slots = [n for n in range(self.spec.workers)
+                     if not (n == 0 and cut is not None and not cut.done())]
+            slot = self.rng.choice(slots)
+            proc = fleet.workers[slot]
+            await self._busy(proc)
             if kind == "kill":
-                # the namespaced worker is killed too, but not while its network is cut
-                slot = self.rng.randrange(self.spec.workers)
-                proc = fleet.kill(slot)
+                fleet.kill(slot)
                 self._note("kill", proc.name, "SIGKILL")
                 fresh = fleet.start_worker(slot)
                 self._note("restart", fresh.name)
-            elif kind == "terminate":
-                slot = self.rng.randrange(self.spec.workers)
-                proc = fleet.workers[slot]
-                await self._busy(proc)
+            else:
                 n = await asyncio.to_thread(terminate_sessions, self.spec.url, proc.app_name)
                 self.sessions_terminated += n
                 self._note("terminate", proc.name, f"{n} sessions")
-            elif kind == "cut" and self.netns is not None:
-                proc = fleet.workers[0]
-                await self._busy(proc)
-                self.netns.cut()
-                self._note("cut", proc.name, f"network down {self.spec.cut_seconds:.0f} s")
-                await asyncio.sleep(self.spec.cut_seconds)  # the outage's length is the fault
-                self.netns.restore()
-                self._note("restore", proc.name, "network up")
-                self.netns_note = (f"worker {proc.name} in namespace {self.netns.name} cut off "
-                                   f"for {self.spec.cut_seconds:.0f} s, then restored")
+        if cut is not None:
+            await cut
+
+    async def _cut(self, fleet: Fleet, netns: Netns) -> None:
+        proc = fleet.workers[0]
+        await self._busy(proc)
+        netns.cut()
+        self._note("cut", proc.name, f"network down {self.spec.cut_seconds:.0f} s")
+        self._cut_started.set()
+        await asyncio.sleep(self.spec.cut_seconds)  # the outage's length is the fault itself
+        netns.restore()
+        self._note("restore", proc.name, "network up")
+        self.netns_note = (f"worker {proc.name} in namespace {netns.name} cut off for "
+                           f"{self.spec.cut_seconds:.0f} s while running jobs, then restored")
 
     async def _busy(self, proc: Proc) -> None:
         """Wait until the worker runs jobs (a fault aimed at a worker still starting would
         test its start, not its recovery)."""
         await self._worker_up(proc)
-        deadline = time.monotonic() + 60
-        while '"job started' not in proc.log.read_text(errors="replace") \
-                and time.monotonic() < deadline and proc.process.poll() is None:
+        for _ in range(200):  # 10 s at most: a worker up but idle is faulted as it is
+            if proc.process.poll() is not None or self._nothing_outstanding() \
+                    or '"job started' in proc.log.read_text(errors="replace"):
+                return
             await asyncio.sleep(0.05)
+
+    def _nothing_outstanding(self) -> bool:
+        return len(self.finished_at) >= self.spec.threads
 
     async def _watch(self, fleet: Fleet) -> None:
         """Restart a worker that died on its own (recorded: it is a finding, not a fault)."""

@@ -55,7 +55,10 @@ class ClaimRule:
     missing_if_saved: bool = False
     """...provided it has checkpoints (a thread saved before the index existed)."""
 
-    def allows(self, previous: ThreadRecord | None, has_checkpoints: bool) -> bool:
+    def allows(self, previous: ThreadRecord | None, has_checkpoints: bool,
+               expect_epoch: int | None = None) -> bool:
+        if expect_epoch is not None and (previous.epoch if previous else 0) != expect_epoch:
+            return False  # another run claimed the thread since the caller looked
         if previous is None:
             return self.missing or (self.missing_if_saved and has_checkpoints)
         return self.statuses is None or previous.status in self.statuses
@@ -350,7 +353,7 @@ def claim_in_transaction(dialect: Dialect, cur: Any, spec: Any, rule: ClaimRule,
     """Claim a thread inside an open write transaction (SQLite; the lock is taken already)."""
     previous = dialect.read_thread(cur, spec.thread_id)
     has_checkpoints, has_ledger = dialect.flags(cur, spec.thread_id)
-    if not rule.allows(previous, has_checkpoints):
+    if not rule.allows(previous, has_checkpoints, spec.expect_epoch):
         return Claim(None, previous, previous.input if previous else None, has_checkpoints,
                      has_ledger)
     epoch, recorded = dialect.upsert_claim(cur, spec, now)

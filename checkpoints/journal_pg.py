@@ -109,6 +109,8 @@ class PostgresDialect(Dialect):
             "   FROM lk, flags WHERE lk.ok AND CASE WHEN EXISTS (SELECT 1 FROM prev)"
             "     THEN %(any)s OR (SELECT status FROM prev) = ANY(%(statuses)s)"
             "     ELSE %(missing)s OR (%(if_saved)s AND flags.saved) END"
+            "   AND (%(expect)s::bigint IS NULL"
+            "     OR COALESCE((SELECT epoch FROM prev), 0) = %(expect)s::bigint)"
             "   ON CONFLICT (thread_id) DO UPDATE SET graph = COALESCE(excluded.graph, t.graph),"
             "   status = CASE WHEN %(keep)s THEN t.status ELSE 'running' END,"
             "   pending = CASE WHEN %(keep)s THEN t.pending ELSE NULL END,"
@@ -125,7 +127,7 @@ class PostgresDialect(Dialect):
                 "any": rule.statuses is None,
                 "statuses": sorted(s.value for s in (rule.statuses or ())),
                 "missing": rule.missing, "if_saved": rule.missing_if_saved,
-                "keep": spec.kind == RunKind.RESUME,
+                "keep": spec.kind == RunKind.RESUME, "expect": spec.expect_epoch,
             },
         )
         row = cur.fetchone()

@@ -51,7 +51,7 @@ class MemoryJournal:
     def claim(self, spec: RunSpec, rule: ClaimRule, has_checkpoints: bool, now: datetime) -> Claim:
         previous = self.threads.get(spec.thread_id)
         has_ledger = any(t == spec.thread_id for t, _ in self.ledger)
-        if not rule.allows(previous, has_checkpoints):
+        if not rule.allows(previous, has_checkpoints, spec.expect_epoch):
             return Claim(None, previous, previous.input if previous else None, has_checkpoints,
                          has_ledger)
         recorded = spec.input if spec.input is not None else (previous.input if previous else None)

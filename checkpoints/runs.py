@@ -79,6 +79,10 @@ class RunSpec:
     """This run's id, recorded while it holds the thread."""
     trace: str | None = None
     """The W3C ``traceparent`` of the run's span, recorded with the thread."""
+    expect_epoch: int | None = None
+    """The epoch the thread must still have when claimed (0: a thread the index does not know
+    yet), or None for any: a run decided on what the index said a while ago (a queued job) is
+    refused once another run has claimed the thread since."""
 
 
 @dataclass

@@ -13,6 +13,7 @@ from accord.engine.errors import (
     NotWaiting,
     RunFailed,
     ThreadIdMissing,
+    ThreadMovedOn,
     ThreadUnfinished,
     ThreadWaiting,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "NotWaiting",
     "RunFailed",
     "ThreadIdMissing",
+    "ThreadMovedOn",
     "ThreadUnfinished",
     "ThreadWaiting",
 ]

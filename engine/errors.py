@@ -52,6 +52,23 @@ class ThreadUnfinished(AccordError):
         )
 
 
+class ThreadMovedOn(AccordError):
+    """A run was asked for on the thread as it was at some epoch, and another run has claimed
+    the thread since (a queued job that another worker already ran): nothing was done."""
+
+    EXPECT_KEY = "accord_expect_epoch"
+    """The ``configurable`` key that asks for this check (the epoch the caller saw; 0 for a
+    thread that did not exist yet)."""
+
+    def __init__(self, thread_id: str, expected: int, epoch: int) -> None:
+        self.thread_id = thread_id
+        self.expected = expected
+        self.epoch = epoch
+        super().__init__(
+            f"thread {thread_id!r} moved on: another run claimed it since (epoch {epoch}, this "
+            f"run was asked for at epoch {expected}); nothing was done")
+
+
 class NotWaiting(AccordError):
     """A decision was sent to a thread that is not waiting for one."""
 

@@ -49,6 +49,7 @@ from accord.engine.errors import (
     NotWaiting,
     RunFailed,
     ThreadIdMissing,
+    ThreadMovedOn,
     ThreadUnfinished,
     ThreadWaiting,
 )
@@ -252,7 +253,7 @@ class AccordGraph(CompiledStateGraph):
             input=dump_request(request) if request is not None else None,
             task_id=request_task(request) if request is not None else None,
             triggers=self._triggers(), delta_channels=self._delta_channels(),
-            wait=self._wait(config),
+            wait=self._wait(config), expect_epoch=_expected_epoch(configurable),
         )
         return _Run(saver, spec, request if request is not None else input, merged, kwargs, lend)
 
@@ -330,10 +331,22 @@ class AccordGraph(CompiledStateGraph):
             return None
 
 
+def _expected_epoch(configurable: dict[str, Any]) -> int | None:
+    value = configurable.get(ThreadMovedOn.EXPECT_KEY)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{ThreadMovedOn.EXPECT_KEY} must be an epoch (an int >= 0), not {value!r}")
+    return value
+
+
 def _refusal(refused: ClaimRefused) -> Exception:
     """The user-facing error for a thread whose state refuses a run."""
     spec, previous = refused.spec, refused.claim.previous
     thread = spec.thread_id
+    epoch = previous.epoch if previous is not None else 0
+    if spec.expect_epoch is not None and epoch != spec.expect_epoch:
+        return ThreadMovedOn(thread, spec.expect_epoch, epoch)
     if previous is None:
         return ThreadNotFound(f"unknown thread {thread!r}")
     if spec.kind is RunKind.NEW:

@@ -193,7 +193,8 @@ class Session:
         return await self.drive(name, thread_id, payload, on_update, user=user)
 
     async def resume(self, thread_id: str, decision: dict[str, Any] | None,
-                     on_update: OnUpdate, user: str | None = None) -> RunOutcome:
+                     on_update: OnUpdate, user: str | None = None,
+                     configurable: dict[str, Any] | None = None) -> RunOutcome:
         record = await self.record(thread_id)
         name = await self.graph_of(thread_id, record)
         if record is not None and decision is None:
@@ -207,7 +208,7 @@ class Session:
 
                 raise NotWaiting(f"thread {thread_id!r} is finished; nothing to resume")
         payload = Command(resume=decision) if decision is not None else None
-        return await self.drive(name, thread_id, payload, on_update, user=user)
+        return await self.drive(name, thread_id, payload, on_update, configurable, user=user)
 
     async def cancel(self, thread_id: str, *, by: str | None, reason: str,
                      graph: str | None = None) -> ThreadRecord:

@@ -524,3 +524,36 @@ def test_a_writer_that_lost_its_thread_cannot_write(db_url: str, write: Callable
         assert end is not None and end.status is ThreadStatus.DONE
         record = saver.threads.get(thread)
         assert (record.epoch, record.status, record.run_id) == (2, ThreadStatus.DONE, None)
+
+
+def test_a_run_asked_for_at_an_old_epoch_is_refused_and_changes_nothing(
+    db_url: str, flow: ModuleType
+) -> None:
+    """``accord_expect_epoch``: a run decided on what the index said a while ago (a queued job)
+    claims the thread only if no run claimed it since; otherwise ``ThreadMovedOn``, nothing
+    written. 0 asks for a thread the index does not know yet."""
+    from accord.engine import ThreadMovedOn
+
+    config = new_config()
+    thread = thread_of(config)
+
+    def expecting(epoch: int) -> dict[str, Any]:
+        return {"configurable": {**config["configurable"], ThreadMovedOn.EXPECT_KEY: epoch}}
+
+    with open_saver(db_url) as saver:
+        graph = workflow(flow).compile(checkpointer=saver)
+        assert_finished(graph.invoke(REQUEST, expecting(0)), saver, config)
+        before = saver.threads.get(thread)
+        ids = saver.checkpoint_ids(thread)
+        for stale in (0, 2):
+            with pytest.raises(ThreadMovedOn) as moved:
+                graph.invoke(REQUEST, expecting(stale))
+            assert (moved.value.expected, moved.value.epoch) == (stale, 1)
+            assert "moved on" in str(moved.value) and "\n" not in str(moved.value)
+        after = saver.threads.get(thread)
+        assert (after.epoch, after.status, after.run_id) == (1, before.status, before.run_id)
+        assert saver.checkpoint_ids(thread) == ids  # nothing written
+        graph.invoke(REQUEST, expecting(1))
+        assert saver.threads.get(thread).epoch == 2
+        with pytest.raises(ValueError, match="must be an epoch"):
+            graph.invoke(REQUEST, expecting(-1))  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from accord.checkpoints import open_saver
+from accord.graphs.catalog import load_workflow
 from accord.graphs.support import SupportDB
 from accord.records import ThreadStatus
 from accord.workers.errors import AlreadyQueued, BadSubmission, SchemaMissing
@@ -97,6 +98,8 @@ def test_two_workers_run_every_request_once_at_a_time(queue_url, spawn, worker_e
         submit(queue_url, graph="support", thread_id=thread, resume=APPROVE)
     wait_for(lambda: set(statuses(queue_url, big).values()) == {ThreadStatus.DONE},
              "the approved threads to finish")
+    wait_for(lambda: all(s == "succeeded" for _, _, s, _ in job_rows(queue_url)),
+             "the resume jobs to end (a job logs its end after its thread's)")
     assert len(refunds(worker_env)) == len(big)
     assert {r["amount"] for r in refunds(worker_env)} == {150.0}
     ran = spans(workers)
@@ -139,6 +142,38 @@ def test_user_errors_fail_without_retry_and_done_threads_are_noops(queue_url, sp
     wait_for(lambda: worker.saw("job finished") and any(
         e.get("status", "").startswith("no-op") for e in worker.events()), "the no-op")
     assert statuses(queue_url, ["fine"]) == {"fine": ThreadStatus.DONE}
+
+
+def test_a_request_the_thread_already_took_is_a_noop(queue_url, spawn, wait_for):
+    """A run job whose request the thread already took (another worker ran the same job while
+    this one was thought dead, or a client submitted it twice) does nothing; a new request on
+    the finished thread is a new turn."""
+    worker = spawn(queue_url)
+    once = {"messages": [{"role": "user", "content": SMALL, "id": "req-1"}]}
+
+    def epoch() -> int:
+        with open_saver(queue_url) as saver:
+            record = saver.threads.get("twice")
+        return record.epoch if record is not None and record.status is ThreadStatus.DONE else -1
+
+    def finished(n: int) -> bool:
+        return len([e for e in worker.events()
+                    if e.get("event", "").startswith("job finished")]) >= n
+
+    submit(queue_url, graph="support", thread_id="twice", payload=once)
+    wait_for(lambda: finished(1) and epoch() == 1, "the first request")
+    submit(queue_url, graph="support", thread_id="twice", payload=once)
+    wait_for(lambda: finished(2), "the second job")
+    ended = [e for e in worker.events() if e.get("event", "").startswith("job finished")]
+    assert ended[-1]["status"] == "no-op (done)" and epoch() == 1  # nothing claimed the thread
+    submit(queue_url, graph="support", thread_id="twice", payload=request(SMALL))
+    wait_for(lambda: finished(3) and epoch() == 2, "the new turn")
+    with open_saver(queue_url) as saver:
+        graph = load_workflow("support").compile(checkpointer=saver)
+        state = graph.get_state({"configurable": {"thread_id": "twice"}})
+    humans = [m for m in state.values["messages"] if m.type == "human"]
+    assert [m.content for m in humans] == [SMALL, SMALL]
+    assert humans[0].id == "req-1" and humans[1].id.startswith("accord-job-")
 
 
 def test_killed_worker_thread_finished_by_another(queue_url, spawn, worker_env, tmp_path, wait_for):
