@@ -113,8 +113,7 @@ def _with_request_id(payload: Any, job_id: int) -> tuple[Any, str | None]:
     return payload, None
 
 
-async def _taken(session: Session, graph: str, thread_id: str, record: Any,
-                 request_id: str | None) -> bool:
+async def _taken(session: Session, thread_id: str, record: Any, request_id: str | None) -> bool:
     """Whether the thread already took the request ``request_id`` (recorded with a claim, or
     in its messages)."""
     if request_id is None:
@@ -123,8 +122,8 @@ async def _taken(session: Session, graph: str, thread_id: str, record: Any,
     if any(isinstance(m, dict) and (m.get("data") or {}).get("id") == request_id
            for m in recorded or ()):
         return True
-    snapshot = await session.graph(await session.graph_of(thread_id, record) or graph).aget_state(
-        config_for(thread_id))
+    name = await session.graph_of(thread_id, record)
+    snapshot = await session.graph(name).aget_state(config_for(thread_id))
     return any(getattr(m, "id", None) == request_id
                for m in (snapshot.values or {}).get("messages") or ())
 
@@ -140,7 +139,7 @@ async def run_thread(context: JobContext, *, graph: str, thread_id: str, payload
         if record is not None and record.status is ThreadStatus.RUNNING:
             return await _continue(session, thread_id, record)
         if record is not None and (record.status is not ThreadStatus.DONE
-                                   or await _taken(session, graph, thread_id, record, request_id)):
+                                   or await _taken(session, thread_id, record, request_id)):
             return f"no-op ({record.status.value})"
         # the claim holds only if no run claimed the thread since this read
         return await session.drive(graph, thread_id, payload, _on_step(thread_id),
