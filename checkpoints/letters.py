@@ -185,8 +185,22 @@ def insert_letter(dialect: Any, cur: Any, fields: dict[str, Any], now: datetime)
 
 
 def dialect_json(value: Any) -> Any:
-    """``value`` as JSON would give it back (what a SQL database stores)."""
-    return json.loads(json.dumps(value, default=str)) if value is not None else None
+    """``value`` as JSON would give it back (what a SQL database stores); NUL characters,
+    which PostgreSQL's text and JSONB cannot hold, become U+FFFD (a damaged payload is still
+    kept, with the damage visible)."""
+    if value is None:
+        return None
+    return _without_nul(json.loads(json.dumps(value, default=str)))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def get_letter(dialect: Any, cur: Any, letter_id: str) -> DeadLetter | None:

@@ -48,6 +48,9 @@ def _table(report: ChaosReport) -> Table:
         ("workers killed", str(report.workers_killed)),
         ("db sessions dropped", str(report.db_sessions_dropped)),
         ("recoveries", str(report.recoveries)),
+        ("handoffs corrupted / letters retried",
+         f"{report.handoffs_damaged} / {report.letters_retried}"),
+        ("checkpoints damaged / replays", f"{report.checkpoints_damaged} / {report.replays}"),
         ("model requests / faults", f"{report.model_requests} / {report.model_faults}"),
     ):
         table.add_row(label, value)
@@ -63,7 +66,7 @@ def chaos(
     latency: str = typer.Option("0ms", "--latency", help="Model reply latency (200ms)"),
     error_rate: float = typer.Option(0.0, "--error-rate", help="Share of model errors"),
     hang_rate: float = typer.Option(0.0, "--hang-rate", help="Share of model hangs"),
-    corrupt: float = typer.Option(0.0, "--corrupt", help="Share of corrupt replies/decisions"),
+    corrupt: float = typer.Option(0.0, "--corrupt", help="Share of corrupt replies, handoffs, stored checkpoints and decisions"),
     db_drop: bool = typer.Option(False, "--db-drop", help="Terminate DB sessions (PostgreSQL)"),
     model_timeout: float = typer.Option(3.0, "--model-timeout", help="Model request timeout, s"),
     seed: int = typer.Option(None, "--seed", help="Seed of the drill's random choices"),

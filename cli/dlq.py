@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import typer
 from rich.table import Column, Table
@@ -91,17 +90,7 @@ def retry(
 
     async def go() -> RunOutcome:
         async with Session.open(db, graph_ref=graph_ref) as session:
-            saver = session.saver
-            plan = await saver._offload(deadletters.plan_retry, saver, letter_id)
-            thread = plan.letter.thread_id
-            name = await session.graph_of(thread)
-            before = await saver._offload(deadletters.thread_epoch, saver, thread)
-            try:
-                configurable: dict[str, Any] = {
-                    k: v for k, v in plan.configurable.items() if k != "thread_id"}
-                return await session.drive(name, thread, None, view, configurable)
-            finally:
-                await saver._offload(deadletters.finish_retry, saver, plan.letter, before)
+            return await session.retry_letter(letter_id, view)
 
     emit(guarded(go()), as_json)
 

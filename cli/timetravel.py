@@ -18,11 +18,9 @@ from accord.checkpoints.errors import CheckpointError
 from accord.checkpoints.timetravel import fork as fork_thread
 from accord.checkpoints.timetravel import history as thread_history
 from accord.checkpoints.timetravel import parse_assignments
-from accord.checkpoints.timetravel import replay as replay_thread
 from accord.cli.app import DB_HELP, GRAPH_HELP, app, emit, fail, guarded, out
 from accord.cli.render import LiveView
 from accord.engine.session import RunOutcome, Session
-from accord.records import ThreadStatus
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -77,17 +75,7 @@ def replay(
 
     async def go() -> RunOutcome:
         async with Session.open(db, graph_ref=graph_ref) as session:
-            name = await session.graph_of(thread)
-            graph = session.graph(name)
-            try:
-                async for chunk in replay_thread(graph, thread, checkpoint):
-                    for node, update in chunk.items():
-                        view(node, update)
-            except Exception:
-                record = await session.record(thread)
-                if record is None or record.status is not ThreadStatus.FAILED:
-                    raise
-            return await session.outcome(name, thread)
+            return await session.replay(thread, checkpoint, view)
 
     emit(guarded(go()), as_json)
 

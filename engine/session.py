@@ -210,6 +210,61 @@ class Session:
         payload = Command(resume=decision) if decision is not None else None
         return await self.drive(name, thread_id, payload, on_update, configurable, user=user)
 
+    async def replay(self, thread_id: str, checkpoint_id: str, on_update: OnUpdate) -> RunOutcome:
+        """Run the thread on from one of its checkpoints (a new branch of the same thread);
+        side effects already done are not repeated (their idempotency keys). Raises
+        :class:`~accord.checkpoints.CheckpointNotFound` for a checkpoint the thread lacks."""
+        from accord.checkpoints.timetravel import checkpoint_config
+
+        name = await self.graph_of(thread_id)
+        await checkpoint_config(self.graph(name), thread_id, checkpoint_id)
+        return await self.drive(name, thread_id, None, on_update, {"checkpoint_id": checkpoint_id})
+
+    async def newest_intact(self, thread_id: str) -> str:
+        """The thread's newest checkpoint that reads back (where a replay recovers a thread
+        whose latest checkpoint is damaged); raises ``CheckpointError`` when none does."""
+        from accord.checkpoints import CheckpointError
+        from accord.checkpoints.timetravel import history
+
+        entries = await history(self.graph(await self.graph_of(thread_id)), thread_id)
+        for entry in entries:
+            if entry.error is None:
+                return entry.checkpoint_id
+        raise CheckpointError(f"thread {thread_id!r}: none of its checkpoints can be read")
+
+    async def _readable(self, thread_id: str, checkpoint_id: str) -> bool:
+        from accord.checkpoints import CorruptCheckpoint
+
+        config = config_for(thread_id)
+        config["configurable"]["checkpoint_id"] = checkpoint_id
+        try:
+            await self.saver.aget_tuple(config)
+        except CorruptCheckpoint:
+            return False
+        return True
+
+    async def retry_letter(self, letter_id: str, on_update: OnUpdate) -> RunOutcome:
+        """Re-enter a dead letter's thread from its checkpoint (the newest intact one when that
+        checkpoint cannot be read) and run it on; the letter is marked ``retried`` once the
+        retry claimed the thread (``accord.resilience.deadletters``). Raises
+        ``DeadLetterNotFound`` or ``LetterNotDead``."""
+        from accord.resilience import deadletters
+
+        saver = self.saver
+        plan = await saver._offload(deadletters.plan_retry, saver, letter_id)
+        thread = plan.letter.thread_id
+        name = await self.graph_of(thread)
+        before = await saver._offload(deadletters.thread_epoch, saver, thread)
+        configurable = {k: v for k, v in plan.configurable.items() if k != "thread_id"}
+        entry = configurable.get("checkpoint_id") or plan.letter.checkpoint_id
+        if entry and not await self._readable(thread, entry):
+            # the letter's checkpoint is damaged: re-enter from the newest one that reads
+            configurable["checkpoint_id"] = await self.newest_intact(thread)
+        try:
+            return await self.drive(name, thread, None, on_update, configurable)
+        finally:
+            await saver._offload(deadletters.finish_retry, saver, plan.letter, before)
+
     async def cancel(self, thread_id: str, *, by: str | None, reason: str,
                      graph: str | None = None) -> ThreadRecord:
         """Stop the thread: a run of this session in flight is cancelled (its task), then the

@@ -10,8 +10,13 @@ is free. Faults:
 
 - ``kill_worker``: a worker is SIGKILLed at a random point of a step (``kill_rate`` of steps);
   a fresh worker takes its place and another one continues the thread;
-- ``latency``, ``error_rate``, ``hang_rate``, ``corrupt_rate``: the model server's faults
-  (``corrupt_rate`` also sends that share of approvals as a corrupt resume value first);
+- ``latency``, ``error_rate``, ``hang_rate``: the model server's faults;
+- ``corrupt_rate``: that share of model replies is corrupted, of steps store corrupt handoff
+  envelopes (the recipient refuses them: a dead letter, which the drill retries as
+  `accord dlq retry` would), of interrupted threads have their latest stored checkpoint damaged
+  in the database before the approval (the approval fails with a dead letter; its retry
+  re-enters from the newest intact checkpoint), and of approvals are first sent as a corrupt
+  resume value (the engine asks again);
 - ``db_drop``: on PostgreSQL, one of the workers' database sessions is terminated every few
   seconds (``pg_terminate_backend``, as a proxy or a server restart would).
 
@@ -30,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,15 +54,17 @@ from accord.testing.chaos_report import (
     percentile,
     statuses,
 )
+from accord.testing.chaos_worker import DAMAGES
 from accord.testing.openai_server import OpenAICompatServer
 
-__all__ = ["ChaosDrill", "ChaosSpec", "support_requests"]
+__all__ = ["ChaosDrill", "ChaosSpec", "damage_latest_checkpoint", "support_requests"]
 
 APP_NAME = "accord-chaos"
 """PostgreSQL ``application_name`` prefix of a drill's worker sessions (the only ones dropped)."""
-MAX_STEPS = 16
+MAX_STEPS = 24
 """Steps a thread may take (its request, approvals, recoveries) before the drill stops on it."""
 KILLED = "killed"
+RECOVERIES = ("retry",)
 
 
 class ChaosSpec(BaseModel):
@@ -83,7 +91,8 @@ class ChaosSpec(BaseModel):
     hang_rate: float = Field(0.0, ge=0, le=1)
     """Share of model requests never answered."""
     corrupt_rate: float = Field(0.0, ge=0, le=1)
-    """Share of model replies corrupted, and of approvals first sent corrupted."""
+    """Share of model replies corrupted, of steps storing corrupt handoffs, of approvals whose
+    thread's latest checkpoint is damaged first, and of approvals first sent corrupted."""
     db_drop: bool = False
     """Terminate the workers' database sessions at random moments (PostgreSQL)."""
     model_timeout: float = Field(3.0, gt=0)
@@ -150,7 +159,8 @@ class _Pool:
         self.alive.append(worker)
         await self.free.put(worker)
 
-    async def step(self, thread: str, op: str, message: str | None) -> tuple[dict[str, Any], float]:
+    async def step(self, thread: str, op: str, message: str | None,
+                   damage: str | None = None) -> tuple[dict[str, Any], float]:
         """Run one step on a free worker: its answer and when the worker took it."""
         worker = await self.free.get()
         taken = time.monotonic()
@@ -158,7 +168,8 @@ class _Pool:
         job = self.jobs
         worker.job = job
         assert worker.proc.stdin is not None and worker.proc.stdout is not None
-        line = json.dumps({"id": job, "thread": thread, "op": op, "message": message})
+        line = json.dumps({"id": job, "thread": thread, "op": op, "message": message,
+                           "damage": damage})
         timer = None
         if self.spec.kill_worker and self.rng.random() < self.spec.kill_rate:
             delay = self.rng.uniform(0.0, 1.5)
@@ -205,12 +216,14 @@ def _next_op(answer: dict[str, Any], rng: random.Random, corrupt_rate: float) ->
         return "continue", True
     if status == "done":
         return None, False
+    if "cannot be read" in error:  # a damaged stored checkpoint: on from the newest intact one
+        return "retry", True
     if status == "interrupted":
         return ("garble" if rng.random() < corrupt_rate else "approve"), False
     if status == "failed":
         if "was approved but failed" in error:
             return None, False  # a business rule refused the action: the thread is failed
-        return "continue", True
+        return ("retry" if answer.get("letter") else "continue"), True
     if "waiting for a decision" in error:
         return "approve", True
     if "is finished" in error:
@@ -218,6 +231,53 @@ def _next_op(answer: dict[str, Any], rng: random.Random, corrupt_rate: float) ->
     if "unknown thread" in error or "no saved checkpoint" in error:
         return "run", True
     return "continue", True  # busy, fenced, a dropped session: go on from the checkpoint
+
+
+DAMAGED = b"\xc1\xff\x00 damaged by accord chaos"
+"""What a damaged stored value holds instead of its bytes."""
+
+
+def damage_latest_checkpoint(db_url: str, thread_id: str) -> str | None:
+    """Overwrite what the thread's latest checkpoint stores with bytes that do not decode, as
+    a torn write or a bad hand edit would (SQLite: the checkpoint; PostgreSQL: the value of a
+    channel that checkpoint wrote). Returns the damaged checkpoint's id."""
+    if db_url.startswith("postgres"):
+        return _damage_postgres(db_url, thread_id)
+    import sqlite3
+    from contextlib import closing
+
+    from accord.checkpoints.urls import parse_url
+
+    with closing(sqlite3.connect(str(parse_url(db_url).path), timeout=30)) as conn, conn:
+        row = conn.execute("SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? AND "
+                           "checkpoint_ns = '' ORDER BY checkpoint_id DESC LIMIT 1",
+                           (thread_id,)).fetchone()
+        if row is None:
+            return None
+        conn.execute("UPDATE checkpoints SET checkpoint = ? WHERE thread_id = ? AND "
+                     "checkpoint_ns = '' AND checkpoint_id = ?", (DAMAGED, thread_id, row[0]))
+        return str(row[0])
+
+
+def _damage_postgres(db_url: str, thread_id: str) -> str | None:
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT checkpoint_id, checkpoint -> 'channel_versions' FROM checkpoints WHERE "
+            "thread_id = %s AND checkpoint_ns = '' ORDER BY checkpoint_id DESC LIMIT 2",
+            (thread_id,)).fetchall()
+        if not rows:
+            return None
+        head, versions = rows[0][0], rows[0][1] or {}
+        before = (rows[1][1] or {}) if len(rows) > 1 else {}
+        written = [(ch, str(v)) for ch, v in versions.items() if before.get(ch) != v]
+        damaged = conn.execute(  # only the head holds these versions: only it is damaged
+            "UPDATE checkpoint_blobs SET blob = %s WHERE thread_id = %s AND checkpoint_ns = ''"
+            " AND (channel, version) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+            " AND type <> 'empty'",
+            (DAMAGED, thread_id, [c for c, _ in written], [v for _, v in written])).rowcount
+        return str(head) if damaged else None
 
 
 @dataclass
@@ -248,31 +308,42 @@ class ChaosDrill:
             with OpenAICompatServer(responder=model, latency=spec.latency) as server:
                 pool = _Pool(spec, self._env(server.base_url, support_db, run_id), rng)
                 requests = support_requests(spec.runs, run_id)
-                took, recoveries, dropped = await self._drive(pool, requests, rng, on_progress)
+                took, tally, dropped = await self._drive(pool, requests, rng, on_progress)
                 model_requests, faults = server.requests, server.faults
-            report = await self._tally(requests, took, recoveries, dropped, pool, support_db,
+            report = await self._tally(requests, took, tally, dropped, pool, support_db,
                                        run_id, model_requests, len(faults))
         return report
 
     async def _drive(self, pool: _Pool, requests: list[tuple[str, str]], rng: random.Random,
                      on_progress: Callable[[int], None] | None
-                     ) -> tuple[dict[str, float], int, int]:
+                     ) -> tuple[dict[str, float], Counter[str], int]:
         spec = self.spec
         await asyncio.gather(*(pool.spawn() for _ in range(spec.concurrency)))
         took: dict[str, float] = {}
-        recoveries = 0
+        tally: Counter[str] = Counter()
         finished = 0
         stop = asyncio.Event()
+        damages = sorted(DAMAGES)
 
         async def thread(thread_id: str, message: str) -> None:
-            nonlocal recoveries, finished
+            nonlocal finished
             start: float | None = None
             op: str | None = "run"
             for _ in range(MAX_STEPS):
-                answer, taken = await pool.step(thread_id, op, message)
+                # an operator's recovery (a retried letter, a replay) runs undamaged, so that
+                # a thread under a high corrupt rate still gets through within MAX_STEPS
+                damage = rng.choice(damages) if (op not in RECOVERIES and rng.random()
+                                                 < spec.corrupt_rate) else None
+                if op == "approve" and rng.random() < spec.corrupt_rate and (
+                        await asyncio.to_thread(damage_latest_checkpoint, spec.db_url, thread_id)):
+                    tally["checkpoints_damaged"] += 1
+                answer, taken = await pool.step(thread_id, op, message, damage)
                 start = taken if start is None else start
+                tally["handoffs_damaged"] += int(answer.get("damaged") or 0)
+                tally[f"op:{op}"] += 1
+                tally["replays"] += "cannot be read" in (answer.get("error") or "")
                 op, recovered = _next_op(answer, rng, spec.corrupt_rate)
-                recoveries += recovered
+                tally["recoveries"] += recovered
                 if op is None:
                     break
             took[thread_id] = time.monotonic() - (start or time.monotonic())
@@ -287,7 +358,7 @@ class ChaosDrill:
             stop.set()
             dropped = await dropper if dropper is not None else 0
             await pool.close()
-        return took, recoveries, dropped
+        return took, tally, dropped
 
     async def _drop_sessions(self, rng: random.Random, stop: asyncio.Event) -> int:
         """Terminate the workers' PostgreSQL sessions now and then; how many were ended."""
@@ -310,7 +381,7 @@ class ChaosDrill:
         return dropped
 
     async def _tally(self, requests: list[tuple[str, str]], took: dict[str, float],
-                     recoveries: int, dropped: int, pool: _Pool, support_db: Path, run_id: str,
+                     tally: Counter[str], dropped: int, pool: _Pool, support_db: Path, run_id: str,
                      model_requests: list[dict[str, Any]], model_faults: int) -> ChaosReport:
         spec = self.spec
         async with open_async_saver(spec.db_url) as saver:
@@ -331,7 +402,10 @@ class ChaosDrill:
             duplicate_side_effects=sum(duplicates.values()), duplicates=duplicates,
             retries=model_retries(model_requests), fallbacks=fallbacks, breaker_trips=trips,
             p50_s=round(percentile(times, 0.5), 3), p95_s=round(percentile(times, 0.95), 3),
-            workers_killed=pool.killed, db_sessions_dropped=dropped, recoveries=recoveries,
+            workers_killed=pool.killed, db_sessions_dropped=dropped,
+            recoveries=tally["recoveries"], handoffs_damaged=tally["handoffs_damaged"],
+            checkpoints_damaged=tally["checkpoints_damaged"],
+            letters_retried=tally["op:retry"], replays=tally["replays"],
             model_requests=len(model_requests), model_faults=model_faults,
             failures=dict(causes), lost_threads=lost,
         )

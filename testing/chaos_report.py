@@ -75,6 +75,15 @@ class ChaosReport(BaseModel):
     """Database sessions terminated under the workers."""
     recoveries: int
     """Steps sent again after a kill, a dropped session or a failed step."""
+    handoffs_damaged: int = 0
+    """Handoff envelopes stored corrupt (each must be refused and dead-lettered)."""
+    checkpoints_damaged: int = 0
+    """Latest stored checkpoints damaged in the database (each thread replayed from the newest
+    intact one)."""
+    letters_retried: int = 0
+    """Dead letters retried (``accord dlq retry``)."""
+    replays: int = 0
+    """Threads stopped by a damaged checkpoint and taken on from their newest intact one."""
     model_requests: int
     """Requests the model server received."""
     model_faults: int

@@ -130,23 +130,13 @@ async def retry_letter(request: Request, console: Console, who: Principal) -> Re
     if not why:
         return _text("a retry needs a reason", 400)
     session = await console.session()
-    saver = session.saver
     try:
-        plan = await saver._offload(deadletters.plan_retry, saver, letter_id)
-        thread = plan.letter.thread_id
-        name = await session.graph_of(thread)
-        before = await saver._offload(deadletters.thread_epoch, saver, thread)
-        configurable: dict[str, Any] = {k: v for k, v in plan.configurable.items()
-                                        if k != "thread_id"}
-        try:
-            await session.drive(name, thread, None, lambda *_: None, configurable)
-        finally:
-            await saver._offload(deadletters.finish_retry, saver, plan.letter, before)
+        outcome = await session.retry_letter(letter_id, lambda *_: None)
     except AccordError as exc:
         await console.log(who, "dlq:retry", letter_id, False, f"{why}; {exc}")
         return Response(str(exc), status_code=409, media_type="text/plain")
     await console.log(who, "dlq:retry", letter_id, True, why)
-    return _to_thread(request, thread)
+    return _to_thread(request, outcome.thread_id)
 
 
 async def label(request: Request, console: Console, who: Principal) -> Response:
