@@ -224,21 +224,24 @@ class Session:
         """The thread's newest checkpoint that reads back (where a replay recovers a thread
         whose latest checkpoint is damaged); raises ``CheckpointError`` when none does."""
         from accord.checkpoints import CheckpointError
-        from accord.checkpoints.timetravel import history
 
-        entries = await history(self.graph(await self.graph_of(thread_id)), thread_id)
-        for entry in entries:
-            if entry.error is None:
-                return entry.checkpoint_id
+        graph = self.graph(await self.graph_of(thread_id))
+        rows = await self.saver._offload(self.saver.checkpoint_ids, thread_id)
+        if not rows:
+            raise ThreadNotFound(f"unknown thread {thread_id!r}")
+        for checkpoint_id, _ in rows:  # newest first; stops at the first that reads
+            if await self._readable(graph, thread_id, checkpoint_id):
+                return checkpoint_id
         raise CheckpointError(f"thread {thread_id!r}: none of its checkpoints can be read")
 
-    async def _readable(self, thread_id: str, checkpoint_id: str) -> bool:
+    async def _readable(self, graph: AccordGraph, thread_id: str, checkpoint_id: str) -> bool:
+        """Whether the checkpoint's state reads back (its own values and its history)."""
         from accord.checkpoints import CorruptCheckpoint
 
         config = config_for(thread_id)
         config["configurable"]["checkpoint_id"] = checkpoint_id
         try:
-            await self.saver.aget_tuple(config)
+            await graph.aget_state(config)
         except CorruptCheckpoint:
             return False
         return True
@@ -257,7 +260,7 @@ class Session:
         before = await saver._offload(deadletters.thread_epoch, saver, thread)
         configurable = {k: v for k, v in plan.configurable.items() if k != "thread_id"}
         entry = configurable.get("checkpoint_id") or plan.letter.checkpoint_id
-        if entry and not await self._readable(thread, entry):
+        if entry and not await self._readable(self.graph(name), thread, entry):
             # the letter's checkpoint is damaged: re-enter from the newest one that reads
             configurable["checkpoint_id"] = await self.newest_intact(thread)
         try:
