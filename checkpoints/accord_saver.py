@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -447,6 +447,19 @@ class AccordSaver(LedgerAccess, AuditAccess):
                 and not handle.pending and not config["configurable"].get("checkpoint_id")):
             return None  # a thread with no checkpoint yet: no query, no thread hop
         return await self._offload(self.get_tuple, config)
+
+    def list(self, config: Any, *, filter: Any = None, before: Any = None,
+             limit: int | None = None) -> Iterator[Any]:
+        """The thread's checkpoints; one that cannot be read back is :class:`CorruptCheckpoint`
+        (typed, with its thread), as it is for ``get_tuple``."""
+        try:
+            items = list(super().list(config, filter=filter, before=before, limit=limit))  # type: ignore[misc]
+        except (*DRIVER_ERRORS, AccordError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a stored value that cannot be read back
+            thread_id = str(((config or {}).get("configurable") or {}).get("thread_id"))
+            raise CorruptCheckpoint(thread_id, None, cause_of(exc), in_history=True) from exc
+        yield from items
 
     async def alist(self, config: Any, *, filter: Any = None, before: Any = None,
                     limit: int | None = None) -> AsyncIterator[Any]:

@@ -67,12 +67,14 @@ class CheckpointNotFound(CheckpointError, LookupError):
 class CorruptCheckpoint(CheckpointError):
     """A stored checkpoint cannot be read back."""
 
-    def __init__(self, thread_id: str, checkpoint_id: str | None, reason: str) -> None:
+    def __init__(self, thread_id: str, checkpoint_id: str | None, reason: str, *,
+                 in_history: bool = False) -> None:
         self.thread_id = thread_id
         self.checkpoint_id = checkpoint_id
         self.reason = reason
-        where = f"checkpoint {checkpoint_id}" if checkpoint_id else "its latest checkpoint"
-        super().__init__(
-            f"thread {thread_id!r}: {where} cannot be read ({reason}); earlier checkpoints are "
-            "intact: see accord history, then replay or fork from one of them"
-        )
+        where = (f"checkpoint {checkpoint_id}" if checkpoint_id else
+                 "a checkpoint of its history" if in_history else "its latest checkpoint")
+        then = ("accord history shows which; replay or fork from an intact one" if in_history
+                else "earlier checkpoints are intact: see accord history, then replay or fork "
+                "from one of them")
+        super().__init__(f"thread {thread_id!r}: {where} cannot be read ({reason}); {then}")

@@ -156,6 +156,9 @@ async def test_a_damaged_latest_checkpoint_is_one_error_and_its_letter_retries_f
         assert done.status == "done", done.error
         retried = await session.saver._offload(deadletters.get, session.saver, letter.id)
         assert retried.status is LetterStatus.RETRIED
+        # the damaged checkpoint stays in the thread's history: listing it is a typed error
+        with pytest.raises(CorruptCheckpoint):
+            await session.show("d-1")
     assert refunds_for(support_db, "d-1") == 1
 
 
